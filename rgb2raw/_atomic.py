@@ -1,0 +1,43 @@
+"""Atomic file writes: a killed run never leaves a truncated output behind.
+
+Everything rgb2raw writes goes to a temporary file in the target's own folder (so the final
+rename never crosses file systems) and is moved into place with `os.replace`, which is atomic
+on POSIX and Windows. Readers therefore see either the old file, or the complete new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+# Temporary files start with this prefix, so a crashed run's leftovers are easy to recognise
+# (and `infer --skip-existing` never mistakes one for an output).
+TEMP_PREFIX = ".rgb2raw-tmp-"
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[BinaryIO]:
+    """Open a temporary binary file that replaces `path` only if the block finishes.
+
+    With ``overwrite=False`` an existing `path` raises FileExistsError before anything is
+    written. On any exception the temporary file is removed and `path` is left untouched.
+    """
+    target = Path(path)
+    if not overwrite and target.exists():
+        raise FileExistsError(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=target.suffix, dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise

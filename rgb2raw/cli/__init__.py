@@ -1,0 +1,19 @@
+"""The `rgb2raw` command line: a thin layer that parses arguments, calls the library, prints.
+
+Each command module registers itself on `app` when imported; only working commands are
+imported here.
+"""
+
+from __future__ import annotations
+
+from rgb2raw.cli._app import app
+
+# Command modules, imported for their registration side effect (one per line, sorted).
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,128 @@
+"""Reading and writing RAW `.npy` files.
+
+On disk a RAW image is a uint16 `.npy` holding either the packed (H, W, 4) planes in canonical
+R, Gr, Gb, B order (the challenge's layout) or the unpacked (2H, 2W) RGGB mosaic; the shape
+tells which. Values are sensor digital numbers (DN); `white_level` divides them into [0, 1]
+(1024 for the challenge, 4095 or 16383 for 12/14-bit data).
+
+Loading never unpickles (`allow_pickle=False`): a `.npy` holding Python objects is refused,
+since unpickling runs arbitrary code. Writing is atomic (see `_atomic`).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from rgb2raw import bayer
+from rgb2raw._atomic import atomic_write
+from rgb2raw.errors import Rgb2RawError
+
+RawLayout = Literal["packed", "unpacked"]
+CHALLENGE_WHITE_LEVEL = 1024.0
+UINT16_MAX = 65535
+
+
+def load_npy(path: str | os.PathLike[str]) -> np.ndarray:
+    """Load a `.npy` file as stored, refusing pickles and naming the file in every error."""
+    path = Path(path)
+    if not path.exists():
+        raise Rgb2RawError(path, "no such file")
+    if path.is_dir():
+        raise Rgb2RawError(path, "is a folder, expected a .npy file")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise Rgb2RawError(path, "holds pickled Python objects; refused (not plain numbers)") from None
+        raise Rgb2RawError(path, f"not a readable .npy file ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise Rgb2RawError(path, f"not a readable .npy file ({exc})") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        raise Rgb2RawError(path, "is an .npz archive, expected a single .npy array")
+    return array
+
+
+def raw_layout(shape: tuple[int, ...]) -> RawLayout:
+    """Tell the layout of a RAW array from its shape; raise ValueError if it is neither."""
+    if len(shape) == 3 and shape[2] == 4:
+        return "packed"
+    if len(shape) == 2 and shape[0] % 2 == 0 and shape[1] % 2 == 0:
+        return "unpacked"
+    raise ValueError(
+        f"shape {shape} is not RAW: expected packed (H, W, 4) or an unpacked (2H, 2W) mosaic"
+    )
+
+
+def check_raw_values(array: np.ndarray, path: str | os.PathLike[str] | None, *,
+                     max_value: float) -> None:
+    """Raise if `array` is not numeric, holds NaN/inf, or leaves [0, max_value]."""
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise Rgb2RawError(path, f"dtype {array.dtype} is not an integer or float type")
+    if array.size == 0:
+        raise Rgb2RawError(path, "is empty")
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise Rgb2RawError(path, "contains NaN or infinite values")
+    low, high = array.min(), array.max()
+    if low < 0 or high > max_value:
+        raise Rgb2RawError(path, f"values span [{low}, {high}], outside [0, {max_value:g}]")
+
+
+def read_raw(path: str | os.PathLike[str], *, white_level: float | None = CHALLENGE_WHITE_LEVEL,
+             pattern: str = "RGGB") -> np.ndarray:
+    """Read a RAW `.npy` (packed or unpacked) as packed float32 (H, W, 4) planes.
+
+    With a `white_level` the values are divided by it (so 0..1024 becomes 0..1 for the
+    challenge); with None they stay in DN. `pattern` is the CFA of an *unpacked* file.
+    """
+    array = load_npy(path)
+    try:
+        layout = raw_layout(array.shape)
+    except ValueError as exc:
+        raise Rgb2RawError(path, str(exc)) from None
+    check_raw_values(array, path, max_value=float("inf"))
+    planes = array if layout == "packed" else bayer.pack(array, pattern)
+    planes = planes.astype(np.float32)
+    if white_level is not None:
+        planes /= np.float32(white_level)
+    return planes
+
+
+def to_uint16(raw: np.ndarray, *, max_value: int = UINT16_MAX) -> np.ndarray:
+    """Round floats to the nearest integer and clip into [0, max_value] as uint16.
+
+    Integer input is checked, not clipped: an integer out of range is an error upstream.
+    """
+    if np.issubdtype(raw.dtype, np.floating):
+        return np.clip(np.rint(raw), 0, max_value).astype(np.uint16)
+    if raw.size and (raw.min() < 0 or raw.max() > max_value):
+        raise ValueError(f"integer RAW values span [{raw.min()}, {raw.max()}], outside [0, {max_value}]")
+    return raw.astype(np.uint16)
+
+
+def write_raw(path: str | os.PathLike[str], raw: np.ndarray, *, layout: RawLayout = "packed",
+              pattern: str = "RGGB", overwrite: bool = True) -> Path:
+    """Write packed (H, W, 4) RAW in DN to `path` as uint16, packed or unpacked, atomically.
+
+    Float values are rounded and clipped to [0, 65535]; clip to a camera's own white level
+    before calling when that matters. Without `overwrite` an existing file raises
+    Rgb2RawError and nothing is written.
+    """
+    path = Path(path)
+    if raw.ndim != 3 or raw.shape[2] != 4:
+        raise ValueError(f"write_raw takes packed (H, W, 4) RAW, got shape {raw.shape}")
+    data = to_uint16(raw)
+    if layout == "unpacked":
+        data = bayer.unpack(data, pattern)
+    elif layout != "packed":
+        raise ValueError(f"unknown RAW layout {layout!r}")
+    try:
+        with atomic_write(path, overwrite=overwrite) as handle:
+            np.save(handle, np.ascontiguousarray(data), allow_pickle=False)
+    except FileExistsError:
+        raise Rgb2RawError(path, "already exists (use --overwrite to replace it)") from None
+    return path
