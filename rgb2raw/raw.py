@@ -34,6 +34,11 @@ def load_npy(path: str | os.PathLike[str]) -> np.ndarray:
         raise Rgb2RawError(path, "no such file")
     if path.is_dir():
         raise Rgb2RawError(path, "is a folder, expected a .npy file")
+    with path.open("rb") as handle:
+        magic = handle.read(6)
+    # np.load treats any file without the .npy magic as a pickle; say what it really is.
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):
+        raise Rgb2RawError(path, "not a readable .npy file (no NumPy header)")
     try:
         array = np.load(path, allow_pickle=False)
     except ValueError as exc:

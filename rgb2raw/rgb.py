@@ -1,0 +1,200 @@
+"""Reading RGB images (JPEG, PNG, TIFF, BMP; 8- or 16-bit) into float RGB for the models.
+
+Policies, in one place:
+
+- **Pixel limit before decoding.** The width and height are read from the file header first
+  and an image above `max_pixels` (200 MP by default) is refused, so a crafted header cannot
+  make the decoder allocate gigabytes.
+- **EXIF orientation is ignored by default.** A camera's ISP writes pixels in sensor order and
+  records the phone's rotation in EXIF; the RAW we reconstruct is in sensor order too, so we
+  keep the stored pixel order. ``orientation="apply"`` rotates as a photo viewer would.
+- **Even sizes.** A Bayer 2x2 block needs even sides: an odd width or height loses its last
+  column or row, with a logged warning.
+- Grayscale becomes three equal channels; alpha is dropped; paths may be any Unicode.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from rgb2raw.errors import Rgb2RawError
+
+log = logging.getLogger("rgb2raw")
+
+DEFAULT_MAX_PIXELS = 200_000_000
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+Orientation = Literal["ignore", "apply"]
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the first SOF marker; also checks the file is not truncated."""
+    pos, sos = 2, -1
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ValueError("broken JPEG marker structure")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        is_sof = 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)
+        if is_sof:
+            if pos + 9 > len(data):
+                break
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            # 0xFFD9 cannot occur inside entropy-coded data (0xFF is stuffed), so an image
+            # whose last scan is not followed by EOI was cut short.
+            sos = data.find(b"\xff\xda", pos)
+            if sos < 0 or data.rfind(b"\xff\xd9") < sos:
+                raise ValueError("truncated JPEG (no end-of-image marker)")
+            return width, height
+        pos += 2 + length
+    raise ValueError("truncated or corrupt JPEG (no frame header)")
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        raise ValueError("truncated or corrupt PNG (no IHDR)")
+    if b"IEND" not in data[-12:]:
+        raise ValueError("truncated PNG (no IEND chunk)")
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def _tiff_size(data: bytes) -> tuple[int, int]:
+    endian = "<" if data[:2] == b"II" else ">"
+    (offset,) = struct.unpack(endian + "I", data[4:8])
+    if offset + 2 > len(data):
+        raise ValueError("truncated TIFF (no first directory)")
+    (count,) = struct.unpack(endian + "H", data[offset : offset + 2])
+    found: dict[int, int] = {}
+    for i in range(count):
+        entry = data[offset + 2 + 12 * i : offset + 14 + 12 * i]
+        if len(entry) < 12:
+            raise ValueError("truncated TIFF directory")
+        tag, kind = struct.unpack(endian + "HH", entry[:4])
+        if tag in (256, 257):  # ImageWidth, ImageLength: SHORT (3) or LONG (4)
+            fmt = "H" if kind == 3 else "I"
+            found[tag] = struct.unpack(endian + fmt, entry[8 : 8 + struct.calcsize(fmt)])[0]
+    if 256 not in found or 257 not in found:
+        raise ValueError("TIFF without width/height")
+    return found[256], found[257]
+
+
+def _bmp_size(data: bytes) -> tuple[int, int]:
+    if len(data) < 26:
+        raise ValueError("truncated BMP header")
+    width, height = struct.unpack("<ii", data[18:26])
+    return abs(width), abs(height)
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of an encoded image from its header, without decoding pixels.
+
+    Raises ValueError for formats rgb2raw does not read, and for headers that are cut short.
+    """
+    if data[:3] == b"\xff\xd8\xff":
+        return _jpeg_size(data)
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return _png_size(data)
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff_size(data)
+    if data[:2] == b"BM":
+        return _bmp_size(data)
+    raise ValueError("not a JPEG, PNG, TIFF or BMP image")
+
+
+def _to_rgb01(decoded: np.ndarray) -> np.ndarray:
+    """OpenCV's BGR/gray/BGRA uint8/uint16/float array -> float32 RGB in [0, 1]."""
+    if decoded.dtype == np.uint8:
+        scale = 1 / 255
+    elif decoded.dtype == np.uint16:
+        scale = 1 / 65535
+    elif np.issubdtype(decoded.dtype, np.floating):
+        scale = 1.0
+    else:
+        raise ValueError(f"unsupported pixel type {decoded.dtype}")
+    if decoded.ndim == 2:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_GRAY2RGB)
+    elif decoded.shape[2] == 4:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGB)
+    elif decoded.shape[2] == 3:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    else:
+        raise ValueError(f"unsupported channel count {decoded.shape[2]}")
+    rgb = decoded.astype(np.float32) * np.float32(scale)
+    return np.clip(rgb, 0.0, 1.0, out=rgb)
+
+
+def decode_rgb(data: bytes, *, name: str | os.PathLike[str] = "<bytes>",
+               max_pixels: int = DEFAULT_MAX_PIXELS, orientation: Orientation = "ignore",
+               even: bool = True) -> np.ndarray:
+    """Decode an encoded image held in memory; see `read_rgb`."""
+    if not data:
+        raise Rgb2RawError(name, "is empty")
+    try:
+        width, height = image_size(data)
+    except (ValueError, struct.error) as exc:
+        raise Rgb2RawError(name, str(exc)) from None
+    if width <= 0 or height <= 0:
+        raise Rgb2RawError(name, f"header gives an impossible size {width}x{height}")
+    if width * height > max_pixels:
+        raise Rgb2RawError(
+            name, f"{width}x{height} is {width * height / 1e6:.0f} MP, above the limit of "
+            f"{max_pixels / 1e6:.0f} MP (raise it with --max-pixels)"
+        )
+    flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+    if orientation == "ignore":
+        flags |= cv2.IMREAD_IGNORE_ORIENTATION
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    if decoded is None:
+        raise Rgb2RawError(name, "corrupt image data (the decoder gave up)")
+    try:
+        rgb = _to_rgb01(decoded)
+    except ValueError as exc:
+        raise Rgb2RawError(name, str(exc)) from None
+    if even:
+        rgb = crop_even(rgb, name)
+    return rgb
+
+
+def crop_even(rgb: np.ndarray, name: str | os.PathLike[str] = "<image>") -> np.ndarray:
+    """Drop the last row and/or column of an odd-sized image, with a logged warning."""
+    height, width = rgb.shape[:2]
+    even_h, even_w = height - height % 2, width - width % 2
+    if (even_h, even_w) == (height, width):
+        return rgb
+    if even_h == 0 or even_w == 0:
+        raise Rgb2RawError(name, f"{width}x{height} is too small for a Bayer image")
+    log.warning("%s: %dx%d has an odd side; cropped to %dx%d (Bayer needs even sizes)",
+                os.fspath(name), width, height, even_w, even_h)
+    return rgb[:even_h, :even_w]
+
+
+def read_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS,
+             orientation: Orientation = "ignore", even: bool = True) -> np.ndarray:
+    """Read an image file as float32 RGB (H, W, 3) in [0, 1].
+
+    Raises Rgb2RawError naming the file for a missing, empty, truncated, corrupt, non-image or
+    oversized file. See the module docstring for orientation and odd-size policies.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()  # works for any Unicode path, unlike cv2.imread on Windows
+    except FileNotFoundError:
+        raise Rgb2RawError(path, "no such file") from None
+    except IsADirectoryError:
+        raise Rgb2RawError(path, "is a folder, expected an image") from None
+    except OSError as exc:
+        raise Rgb2RawError(path, f"cannot read ({exc.strerror})") from None
+    return decode_rgb(data, name=path, max_pixels=max_pixels, orientation=orientation, even=even)

@@ -1,0 +1,121 @@
+"""RAW .npy reading/writing: layouts, levels, refusal of pickles, atomic writes."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rgb2raw import bayer
+from rgb2raw._atomic import TEMP_PREFIX, atomic_write
+from rgb2raw.errors import Rgb2RawError
+from rgb2raw.raw import load_npy, raw_layout, read_raw, to_uint16, write_raw
+
+
+def test_write_then_read_packed_and_unpacked(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    packed = rng.integers(0, 1024, size=(6, 8, 4)).astype(np.uint16)
+    write_raw(tmp_path / "p.npy", packed)
+    write_raw(tmp_path / "u.npy", packed, layout="unpacked")
+    on_disk = np.load(tmp_path / "u.npy")
+    assert on_disk.shape == (12, 16) and on_disk.dtype == np.uint16
+    np.testing.assert_array_equal(on_disk, bayer.unpack(packed))
+    for name in ("p.npy", "u.npy"):
+        np.testing.assert_array_equal(read_raw(tmp_path / name, white_level=None), packed)
+        np.testing.assert_allclose(read_raw(tmp_path / name), packed / 1024, rtol=1e-7)
+    np.testing.assert_allclose(read_raw(tmp_path / "p.npy", white_level=4095), packed / 4095, rtol=1e-6)
+
+
+def test_floats_are_rounded_and_clipped() -> None:
+    values = np.array([-3.2, 0.4, 0.5, 1.5, 1023.6, 70000.0])
+    np.testing.assert_array_equal(to_uint16(values), [0, 0, 0, 2, 1024, 65535])
+    np.testing.assert_array_equal(to_uint16(values, max_value=1023), [0, 0, 0, 2, 1023, 1023])
+    with pytest.raises(ValueError, match="outside"):
+        to_uint16(np.array([70000]))
+
+
+def test_layout_is_told_by_shape() -> None:
+    assert raw_layout((4, 4, 4)) == "packed"
+    assert raw_layout((8, 6)) == "unpacked"
+    for bad in [(4, 4, 3), (7, 6), (2, 2, 2, 4)]:
+        with pytest.raises(ValueError, match="not RAW"):
+            raw_layout(bad)
+
+
+def test_pickled_object_arrays_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.npy"
+    np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(Rgb2RawError, match="pickled") as info:
+        load_npy(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "not a readable"), (b"hello world", "not a readable"), (None, "no such file")],
+)
+def test_unreadable_files_name_the_file(tmp_path: Path, content, message) -> None:
+    path = tmp_path / "x.npy"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(Rgb2RawError, match=message) as info:
+        read_raw(path)
+    assert info.value.path == str(path)
+
+
+def test_truncated_npy_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cut.npy"
+    np.save(path, np.zeros((8, 8, 4), np.uint16))
+    path.write_bytes(path.read_bytes()[:-50])
+    with pytest.raises(Rgb2RawError, match="not a readable"):
+        read_raw(path)
+
+
+def test_wrong_shape_and_nan_are_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "rgb.npy", np.zeros((4, 4, 3), np.uint16))
+    with pytest.raises(Rgb2RawError, match="not RAW"):
+        read_raw(tmp_path / "rgb.npy")
+    np.save(tmp_path / "nan.npy", np.full((2, 2, 4), np.nan, np.float32))
+    with pytest.raises(Rgb2RawError, match="NaN"):
+        read_raw(tmp_path / "nan.npy")
+
+
+def test_no_overwrite_leaves_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / "a.npy"
+    write_raw(path, np.ones((2, 2, 4)))
+    with pytest.raises(Rgb2RawError, match="already exists"):
+        write_raw(path, np.zeros((2, 2, 4)), overwrite=False)
+    np.testing.assert_array_equal(np.load(path), np.ones((2, 2, 4)))
+
+
+def test_exception_inside_atomic_write_keeps_old_file_and_cleans_up(tmp_path: Path) -> None:
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_write(path) as handle:
+        handle.write(b"half of the new")
+        raise RuntimeError("boom")
+    assert path.read_bytes() == b"old"
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_killed_process_never_leaves_a_truncated_target(tmp_path: Path) -> None:
+    """A process dying mid-write (no cleanup at all) leaves the old file intact."""
+    target = tmp_path / "raw.npy"
+    write_raw(target, np.full((4, 4, 4), 7))
+    script = textwrap.dedent(
+        f"""
+        import os
+        from rgb2raw._atomic import atomic_write
+        with atomic_write({str(target)!r}) as handle:
+            handle.write(b"\\x93NUMPY partial")
+            handle.flush()
+            os._exit(9)  # simulated crash: no exception handling, no cleanup
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], check=False)
+    assert result.returncode == 9
+    np.testing.assert_array_equal(np.load(target), np.full((4, 4, 4), 7))
+    leftovers = [p.name for p in tmp_path.iterdir() if p != target]
+    assert all(name.startswith(TEMP_PREFIX) for name in leftovers)
