@@ -39,6 +39,11 @@ _WB_GAIN_RANGE = (0.5, 5.0)
 _HIGHLIGHT_KNEE = 0.9
 # Auto exposure brightens at most this many stops (phone RAW can be very dark) and never darkens.
 _AUTO_EXPOSURE_MAX_EV = 4.0
+_AUTO_EXPOSURE_MEAN = 0.18  # linear mean it aims for: photographic mid-grey
+# Auto white balance moves only this far (in log gain) from the camera's daylight gains towards
+# the gray-world estimate. Full gray-world bleaches scenes that really are coloured (a beige
+# wall turns white); phone AWB also adapts only partially, keeping some of the scene's mood.
+_AUTO_WB_STRENGTH = 0.6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,7 +176,10 @@ def resolve_wb_gains(
     """Turn a white-balance choice ("auto", "camera" or explicit gains) into (R, G, B) gains."""
     if isinstance(wb, str):
         if wb == "auto":
-            return estimate_wb_gains(packed01)
+            estimate = np.asarray(estimate_wb_gains(packed01))
+            prior = np.asarray(camera.wb_gains, dtype=np.float64)
+            blended = prior * (estimate / prior) ** _AUTO_WB_STRENGTH
+            return (float(blended[0]), 1.0, float(blended[2]))
         if wb == "camera":
             return camera.wb_gains
         raise ValueError(f"unknown white balance {wb!r}; expected 'auto', 'camera' or 3 gains")
@@ -182,16 +190,20 @@ def resolve_wb_gains(
 
 
 def estimate_exposure(packed01: np.ndarray, gains: Sequence[float]) -> float:
-    """Auto exposure in EV: brighten dark RAW so its 99th percentile reaches 0.9, never darken.
+    """Auto exposure in EV: brighten dark RAW towards a mid-grey mean, never darken.
 
     Phone RAW is often exposed to protect highlights and looks dark before the phone's own
-    tone mapping; stretching on a high percentile brightens it without clipping much.
+    local tone mapping. The gain aims the mean green (after white balance) at 18 % grey, the
+    classic metering target, but stops where the 99th percentile of the brightest channel
+    would pass 0.95, so highlights do not blow out; it is at most 4 stops and never below 0.
     """
     balanced = white_balance(packed01, gains)
-    level = float(np.percentile(balanced.max(axis=-1), 99))
-    if level <= 1e-6:
+    mean_green = float(balanced[..., 1:3].mean())
+    top = float(np.percentile(balanced.max(axis=-1), 99))
+    if mean_green <= 1e-6 or top <= 1e-6:
         return 0.0
-    return float(np.clip(np.log2(0.9 / level), 0.0, _AUTO_EXPOSURE_MAX_EV))
+    stops = min(np.log2(_AUTO_EXPOSURE_MEAN / mean_green), np.log2(0.95 / top))
+    return float(np.clip(stops, 0.0, _AUTO_EXPOSURE_MAX_EV))
 
 
 def resolve_exposure(packed01: np.ndarray, gains: Sequence[float], exposure: Exposure) -> float:
@@ -227,8 +239,8 @@ def render(
 ) -> np.ndarray:
     """Render packed RAW in DN as an 8-bit (2H, 2W, 3) RGB picture for people to look at.
 
-    `wb`: "auto" (robust gray-world on the RAW), "camera" (the profile's daylight gains) or
-    explicit (R, G, B) gains. `exposure`: stops of extra brightness, or "auto" to brighten dark
+    `wb`: "auto" (robust gray world on the RAW, partially adapted from the profile's daylight
+    gains), "camera" (the daylight gains) or explicit (R, G, B) gains. `exposure`: stops of extra brightness, or "auto" to brighten dark
     RAW. To compare two RAW images fairly, resolve the settings on one of them with
     `resolve_wb_gains` / `resolve_exposure` and pass the numbers to both renders.
     """
