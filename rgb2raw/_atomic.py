@@ -19,6 +19,13 @@ from typing import BinaryIO
 TEMP_PREFIX = ".rgb2raw-tmp-"
 
 
+def _current_umask() -> int:
+    """The process umask (reading it requires setting it; restored at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[BinaryIO]:
     """Open a temporary binary file that replaces `path` only if the block finishes.
@@ -36,6 +43,8 @@ def atomic_write(path: str | os.PathLike[str], *, overwrite: bool = True) -> Ite
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp_name, 0o666 & ~_current_umask())
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

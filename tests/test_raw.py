@@ -119,3 +119,15 @@ def test_killed_process_never_leaves_a_truncated_target(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.load(target), np.full((4, 4, 4), 7))
     leftovers = [p.name for p in tmp_path.iterdir() if p != target]
     assert all(name.startswith(TEMP_PREFIX) for name in leftovers)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        write_raw(tmp_path / "a.npy", np.zeros((2, 2, 4)))
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "a.npy").stat().st_mode) == 0o644
