@@ -19,11 +19,15 @@ from typing import BinaryIO
 TEMP_PREFIX = ".rgb2raw-tmp-"
 
 
-def _current_umask() -> int:
+def _read_umask() -> int:
     """The process umask (reading it requires setting it; restored at once)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+# Read once at import: toggling the umask later could race with threads creating files.
+_UMASK = _read_umask()
 
 
 @contextlib.contextmanager
@@ -44,7 +48,7 @@ def atomic_write(path: str | os.PathLike[str], *, overwrite: bool = True) -> Ite
             handle.flush()
             os.fsync(handle.fileno())
         # mkstemp creates the file private (0600); give it the mode a plain open() would.
-        os.chmod(tmp_name, 0o666 & ~_current_umask())
+        os.chmod(tmp_name, 0o666 & ~_UMASK)
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -122,12 +122,9 @@ def test_killed_process_never_leaves_a_truncated_target(tmp_path: Path) -> None:
 
 
 def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
-    import os
     import stat
 
-    mask = os.umask(0o022)
-    try:
-        write_raw(tmp_path / "a.npy", np.zeros((2, 2, 4)))
-    finally:
-        os.umask(mask)
-    assert stat.S_IMODE((tmp_path / "a.npy").stat().st_mode) == 0o644
+    from rgb2raw import _atomic
+
+    write_raw(tmp_path / "a.npy", np.zeros((2, 2, 4)))
+    assert stat.S_IMODE((tmp_path / "a.npy").stat().st_mode) == 0o666 & ~_atomic._UMASK
