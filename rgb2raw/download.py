@@ -26,11 +26,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import requests
+from typing import TYPE_CHECKING
 
 from rgb2raw._atomic import atomic_write
 from rgb2raw.errors import Rgb2RawError
+
+if TYPE_CHECKING:  # requests is imported on first download: it costs ~60 ms of CLI start-up
+    import requests
 
 #: Called with (bytes written so far, total bytes or None when the server does not say).
 ProgressCallback = Callable[[int, "int | None"], None]
@@ -273,6 +275,7 @@ def fetch(
     """
     if git_blob_sha1 is None and sha256 is None:
         raise ValueError("fetch needs a git_blob_sha1 or sha256 pin")
+    import requests
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(target.with_name(target.name + LOCK_SUFFIX)):
@@ -322,6 +325,8 @@ def _download_once(
     timeout: float | tuple[float, float], progress: ProgressCallback | None,
 ) -> _StreamHasher:
     """One HTTP request: resume or restart `partial`, stream the body, return its hasher."""
+    import requests
+
     offset = partial.stat().st_size if partial.exists() else 0
     if size is not None and offset > size:
         partial.unlink()

@@ -342,25 +342,23 @@ def _pull_file(card: ModelCard, entry: ModelFile, *, force: bool,
     path = file_path(card, entry)
     pins = {"git_blob_sha1": entry.git_blob_sha1, "sha256": entry.sha256}
     if entry.bundled:
-        # Bundled files are small; they are re-hashed on use because the package folder may be
-        # read-only (no record can be written there).
+        # Small, and in a folder that may be read-only (no record): re-hashed on every use.
         if not path.is_file():
             raise Rgb2RawError(path, "bundled model file is missing from the installation")
-        _check_pins(path, entry, record=False)
+        problem = _rehash(path, entry)
+        if problem is not None:
+            raise Rgb2RawError(path, f"{problem}; not using this file")
         return
     if not force and download.is_verified(path, **pins):
         return
     urls = file_urls(card, entry)
     if not force and path.is_file():
+        # Placed by hand, or its record was lost: accept it only if it is the pinned file.
+        problem = _rehash(path, entry)
+        if problem is None:
+            return
         if offline():
-            # A hand-placed file: accept it only if it is the pinned one.
-            _check_pins(path, entry, record=True)
-            return
-        got_git_blob, got_sha256 = download.file_digests(path)
-        if download.pin_mismatch(got_git_blob, got_sha256, expected_git_blob=entry.git_blob_sha1,
-                                 expected_sha256=entry.sha256) is None:
-            download.write_record(path, got_git_blob, got_sha256)
-            return
+            raise Rgb2RawError(path, f"{problem}; not using this file")
         path.unlink()  # a corrupt cache entry: fetch it again below
     if offline():
         pin = entry.git_blob_sha1 or entry.sha256
@@ -389,16 +387,18 @@ def _bind_progress(progress: PullProgress, filename: str) -> download.ProgressCa
     return callback
 
 
-def _check_pins(path: Path, entry: ModelFile, *, record: bool) -> None:
-    """Hash `path`; raise if it misses a pin, else (optionally) record it as verified."""
+def _rehash(path: Path, entry: ModelFile) -> str | None:
+    """Hash `path` against the pins of `entry`: the mismatch, or None after recording success.
+
+    Bundled files get no record: the package folder may be read-only, and they are small.
+    """
     got_git_blob, got_sha256 = download.file_digests(path)
     problem = download.pin_mismatch(got_git_blob, got_sha256,
                                     expected_git_blob=entry.git_blob_sha1,
                                     expected_sha256=entry.sha256)
-    if problem is not None:
-        raise Rgb2RawError(path, f"{problem}; not using this file")
-    if record:
+    if problem is None and not entry.bundled:
         download.write_record(path, got_git_blob, got_sha256)
+    return problem
 
 
 def verify(card_or_name: ModelCard | str) -> VerifyResult:
@@ -414,14 +414,7 @@ def verify(card_or_name: ModelCard | str) -> VerifyResult:
         if not path.is_file():
             checks.append(FileCheck(path, "missing", "not cached"))
             continue
-        got_git_blob, got_sha256 = download.file_digests(path)
-        problem = download.pin_mismatch(got_git_blob, got_sha256,
-                                        expected_git_blob=entry.git_blob_sha1,
-                                        expected_sha256=entry.sha256)
-        if problem is None:
-            if not entry.bundled:  # the package folder may be read-only
-                download.write_record(path, got_git_blob, got_sha256)
-            checks.append(FileCheck(path, "ok"))
-        else:
-            checks.append(FileCheck(path, "mismatch", problem))
+        problem = _rehash(path, entry)
+        checks.append(FileCheck(path, "ok") if problem is None
+                      else FileCheck(path, "mismatch", problem))
     return VerifyResult(card.name, tuple(checks))

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ from rgb2raw import download
 from rgb2raw.errors import Rgb2RawError
 
 # Tiny timeouts so failure paths run in well under a second: (connect, read) seconds.
-FAST = {"timeout": (2.0, 0.3), "backoff": 0.0}
+FAST: dict[str, Any] = {"timeout": (2.0, 0.3), "backoff": 0.0}
 
 
 @dataclass
