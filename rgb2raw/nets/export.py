@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,7 +55,9 @@ def export_onnx(
         # writes the file in several steps and a killed run must not leave half a model behind.
         with tempfile.TemporaryDirectory(prefix="rgb2raw-export-") as scratch:
             scratch_file = Path(scratch) / "model.onnx"
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                # The TorchScript exporter announces its own deprecation; nothing to act on.
+                warnings.simplefilter("ignore", DeprecationWarning)
                 torch.onnx.export(
                     model,
                     (torch.rand(1, 3, height, width),),
