@@ -18,6 +18,7 @@ in the data, not two different auto white balances.
 from __future__ import annotations
 
 import glob
+import importlib
 import logging
 import os
 from collections.abc import Sequence
@@ -180,8 +181,10 @@ def plan(
 def _scores(pred01: np.ndarray, gt01: np.ndarray) -> tuple[float, float]:
     """PSNR and SSIM of [0, 1] packed RAW with rgb2raw.metrics, or a local stand-in."""
     try:
-        from rgb2raw import metrics  # type: ignore[attr-defined]
-    except ImportError:
+        metrics = importlib.import_module("rgb2raw.metrics")
+    except ModuleNotFoundError as exc:
+        if exc.name != "rgb2raw.metrics":  # the module exists but is broken: say so
+            raise
         return _fallback_psnr(pred01, gt01), _fallback_ssim(pred01, gt01)
     return float(metrics.psnr(pred01, gt01)), float(metrics.ssim(pred01, gt01))
 
