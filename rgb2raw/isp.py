@@ -38,12 +38,12 @@ _WB_GAIN_RANGE = (0.5, 5.0)
 # fades towards 1 so that bright whites stay bright in every RAW channel.
 _HIGHLIGHT_KNEE = 0.9
 # Auto exposure brightens at most this many stops (phone RAW can be very dark) and never darkens.
-_AUTO_EXPOSURE_MAX_EV = 4.0
-_AUTO_EXPOSURE_MEAN = 0.18  # linear mean it aims for: photographic mid-grey
+_AUTO_EXPOSURE_MAX_EV = 3.0
+_AUTO_EXPOSURE_MEAN = 0.15  # linear mean it aims for: a little under 18 % mid-grey
 # Auto white balance moves only this far (in log gain) from the camera's daylight gains towards
 # the gray-world estimate. Full gray-world bleaches scenes that really are coloured (a beige
 # wall turns white); phone AWB also adapts only partially, keeping some of the scene's mood.
-_AUTO_WB_STRENGTH = 0.6
+_AUTO_WB_STRENGTH = 0.75
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,9 +193,10 @@ def estimate_exposure(packed01: np.ndarray, gains: Sequence[float]) -> float:
     """Auto exposure in EV: brighten dark RAW towards a mid-grey mean, never darken.
 
     Phone RAW is often exposed to protect highlights and looks dark before the phone's own
-    local tone mapping. The gain aims the mean green (after white balance) at 18 % grey, the
-    classic metering target, but stops where the 99th percentile of the brightest channel
-    would pass 0.95, so highlights do not blow out; it is at most 4 stops and never below 0.
+    local tone mapping. The gain aims the mean green (after white balance) at 15 %, just under
+    the classic 18 % metering target (crops are often of bright walls and sky), but stops where
+    the 99th percentile of the brightest channel would pass 0.95, so highlights do not blow
+    out; it is at most 3 stops (dark scenes stay dark-ish) and never below 0.
     """
     balanced = white_balance(packed01, gains)
     mean_green = float(balanced[..., 1:3].mean())
