@@ -23,8 +23,10 @@ import pytest
 from rgb2raw import download
 from rgb2raw.errors import Rgb2RawError
 
-# Tiny timeouts so failure paths run in well under a second: (connect, read) seconds.
-FAST: dict[str, Any] = {"timeout": (2.0, 0.3), "backoff": 0.0}
+# No backoff sleeps; the read timeout is only tiny where a stall is the point (a busy CI
+# machine must not turn a normal answer into a retry).
+FAST: dict[str, Any] = {"timeout": (5.0, 5.0), "backoff": 0.0}
+STALL_TIMEOUT = (5.0, 0.3)
 
 
 @dataclass
@@ -87,15 +89,15 @@ def _make_handler(state: FileServer) -> type[BaseHTTPRequestHandler]:
                 start = int(requested.removeprefix("bytes=").split("-")[0])
             body = data[start:]
             status = 206 if start else 200
+            sent = body[: len(body) // 2] if action == "cut" else body
+            # Recorded before anything goes out: the client may look at `hits` once it has it.
+            self._record(requested, status, len(sent))
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
             self.end_headers()
-            if action == "cut":
-                body = body[: len(body) // 2]
-            # Recorded before the body goes out: the client may look at `hits` once it has it.
-            self._record(requested, status, len(body))
+            body = sent
             for offset in range(0, len(body), 16384):
                 self.wfile.write(body[offset: offset + 16384])
                 if state.chunk_delay:
@@ -289,7 +291,7 @@ def test_stalled_server_times_out(server: FileServer, tmp_path: Path) -> None:
     server.script["/m"] = ["stall", "stall"]
     with pytest.raises(Rgb2RawError) as caught:
         download.fetch(server.url("/m"), tmp_path / "m", git_blob_sha1=blob_pin(b"x"),
-                       retries=1, **FAST)
+                       retries=1, backoff=0.0, timeout=STALL_TIMEOUT)
     assert "timed out" in str(caught.value) and "2 attempts" in str(caught.value)
     assert server.url("/m") in str(caught.value)
 

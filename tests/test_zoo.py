@@ -20,7 +20,7 @@ from rgb2raw import zoo
 from rgb2raw.cli import app
 from rgb2raw.errors import Rgb2RawError
 
-FAST: dict[str, Any] = {"timeout": (2.0, 0.3), "backoff": 0.0, "retries": 1}
+FAST: dict[str, Any] = {"timeout": (5.0, 5.0), "backoff": 0.0, "retries": 1}
 
 
 @pytest.fixture(autouse=True)
