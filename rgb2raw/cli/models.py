@@ -60,10 +60,17 @@ def download_progress(enabled: bool = True) -> Iterator[zoo.PullProgress | None]
 
 
 def _size_text(card: zoo.ModelCard) -> str:
-    sizes = [entry.size for entry in card.files]
-    if any(size is None for size in sizes):
-        return "?"
-    return f"{sum(s for s in sizes if s is not None) / 1e6:.1f} MB"
+    """Total size from the card, or from the files on disk when the card does not say."""
+    total = 0
+    for entry in card.files:
+        path = zoo.file_path(card, entry)
+        if entry.size is not None:
+            total += entry.size
+        elif path.is_file():
+            total += path.stat().st_size
+        else:
+            return "?"
+    return f"{total / 1e6:.1f} MB"
 
 
 @models_app.command("list")
