@@ -122,7 +122,7 @@ def _describe_mismatch(
         parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(map(str, unexpected[:3]))})")
     if not parts:
         shapes = [
-            f"{name} {tuple(found[name].shape)} != {tuple(value.shape)}"
+            f"{name} is {tuple(found[name].shape)}, expected {tuple(value.shape)}"
             for name, value in expected.items()
             if hasattr(found[name], "shape") and tuple(found[name].shape) != tuple(value.shape)
         ]
