@@ -1,0 +1,155 @@
+"""Crop grids <-> frames, scene grouping, sharding, and stitched inference."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+import pytest
+
+from rgb2raw import batch, bayer, stitch
+from rgb2raw.backends import FunctionBackend, LoadedModel, ModelContract
+from rgb2raw.cameras import S7
+from rgb2raw.errors import Rgb2RawError
+from rgb2raw.pipeline import OutputSettings, RunSettings, infer_paths
+
+GRID = (6, 8)
+
+
+def test_parse_crop_stem() -> None:
+    assert stitch.parse_crop_stem("101_47") == ("101", 47)
+    assert stitch.parse_crop_stem("a_b_3") == ("a_b", 3)
+    for stem in ("photo", "12_", "_3", "12_07", "12-3"):
+        assert stitch.parse_crop_stem(stem) is None
+
+
+def test_crop_slices_are_row_major() -> None:
+    assert stitch.crop_slices(0, GRID, (4, 5)) == (slice(0, 4), slice(0, 5))
+    assert stitch.crop_slices(9, GRID, (4, 5)) == (slice(4, 8), slice(5, 10))  # row 1, col 1
+    assert stitch.crop_slices(47, GRID, (4, 5)) == (slice(20, 24), slice(35, 40))
+    with pytest.raises(ValueError):
+        stitch.crop_slices(48, GRID, (4, 5))
+
+
+def test_stitch_and_split_round_trip() -> None:
+    frame = np.random.default_rng(0).random((24, 40, 3))
+    crops = stitch.split_frame(frame, GRID)
+    assert len(crops) == 48 and crops[9].shape == (4, 5, 3)
+    np.testing.assert_array_equal(crops[9], frame[4:8, 5:10])
+    np.testing.assert_array_equal(stitch.stitch_crops(crops, GRID), frame)
+    with pytest.raises(ValueError):
+        stitch.stitch_crops(crops[:47], GRID)
+    with pytest.raises(ValueError):
+        stitch.split_frame(frame[:23], GRID)
+
+
+def entries(names: list[str]) -> list[batch.InputFile]:
+    return [batch.InputFile(Path("/in") / n, PurePosixPath(n)) for n in names]
+
+
+def test_plan_jobs_groups_complete_scenes_only() -> None:
+    names = [f"a/7_{k}.jpg" for k in range(48)] + [f"b/7_{k}.jpg" for k in range(47)] + ["x.jpg"]
+    files = entries(names)
+    jobs = batch.plan_jobs(files, crops_per_frame=48, stitch=True, require_frames=False)
+    scenes = [job for job in jobs if job.scene is not None]
+    assert len(scenes) == 1 and [f.rel.stem for f in scenes[0].files] == [f"7_{k}" for k in range(48)]
+    assert sum(len(job.files) for job in jobs) == len(files)
+    assert all(job.problem is None for job in jobs)
+    strict = batch.plan_jobs(files, crops_per_frame=48, stitch=True, require_frames=True)
+    problems = [job for job in strict if job.problem is not None]
+    assert len(problems) == 47 and "47 of 48" in (problems[0].problem or "")
+    assert "missing 47" in (problems[0].problem or "")
+    flat = batch.plan_jobs(files, crops_per_frame=48, stitch=False, require_frames=False)
+    assert len(flat) == len(files) and all(job.scene is None for job in flat)
+
+
+def test_shards_are_disjoint_cover_everything_and_keep_scenes_whole() -> None:
+    names = [f"{s}_{k}.jpg" for s in (1, 2, 3) for k in range(48)] + [f"p{i}.png" for i in range(7)]
+    jobs = batch.plan_jobs(entries(names), crops_per_frame=48, stitch=True, require_frames=False)
+    for count in (1, 2, 3, 5):
+        seen: list[PurePosixPath] = []
+        for index in range(count):
+            for job in batch.shard_jobs(jobs, index, count):
+                seen.extend(f.rel for f in job.files)
+        assert sorted(seen) == sorted(PurePosixPath(n) for n in names)
+        assert len(seen) == len(set(seen))
+    # Deterministic whatever order the jobs come in.
+    assert batch.shard_jobs(jobs[::-1], 1, 3) == batch.shard_jobs(jobs, 1, 3)
+
+
+def test_parse_shard_and_environment() -> None:
+    assert batch.parse_shard("2/4") == (2, 4)
+    for bad in ("4/4", "1", "a/b", "-1/2"):
+        with pytest.raises(Rgb2RawError):
+            batch.parse_shard(bad)
+    assert batch.shard_from_env({}) == (0, 1)
+    assert batch.shard_from_env({"RANK": "3", "WORLD_SIZE": "4"}) == (3, 4)
+    with pytest.raises(Rgb2RawError):
+        batch.shard_from_env({"RANK": "4", "WORLD_SIZE": "4"})
+
+
+# ---------------------------------------------------------------- stitched inference, end to end
+
+CROP = 6  # tiny crops (lossless PNG) on the challenge's 6x8 grid
+TINY_CAMERA = dataclasses.replace(S7, rgb_crop=CROP)
+
+
+def position_model(batch_nchw: np.ndarray) -> np.ndarray:
+    """A 'full-frame' model whose output depends on the frame position (like a shading mask):
+    the naive mosaic times a horizontal ramp over the input width."""
+    packed = np.stack([bayer.mosaic_rgb(t.transpose(1, 2, 0)).transpose(2, 0, 1) for t in batch_nchw])
+    ramp = np.linspace(0.25, 1.0, packed.shape[3], dtype=np.float32)
+    return packed * ramp[None, None, None, :]
+
+
+def write_scene(folder: Path, scene: str, frame: np.ndarray, skip: tuple[int, ...] = ()) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, crop in enumerate(stitch.split_frame(frame, GRID)):
+        if index not in skip:
+            cv2.imwrite(str(folder / f"{scene}_{index}.png"),
+                        cv2.cvtColor(np.round(crop * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+
+
+def test_full_frame_model_gets_the_whole_frame_and_outputs_are_split_back(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    frame = np.round(rng.random((GRID[0] * CROP, GRID[1] * CROP, 3)) * 255) / 255
+    write_scene(tmp_path / "in", "9", frame)
+    write_scene(tmp_path / "in", "10", frame, skip=(3,))
+    contract = ModelContract("frame", full_frame=True, black_level=0, white_level=1000)
+    model = LoadedModel(contract, FunctionBackend(position_model))
+    report = infer_paths([tmp_path / "in"], tmp_path / "out", model, TINY_CAMERA)
+
+    expected = np.clip(np.rint(position_model(frame.astype(np.float32).transpose(2, 0, 1)[None])[0]
+                               .transpose(1, 2, 0) * 1000), 0, 1000)
+    pieces = stitch.split_frame(expected, GRID)
+    for index in (0, 13, 47):
+        written = np.load(tmp_path / "out" / f"9_{index}.npy")
+        assert written.shape == (CROP // 2, CROP // 2, 4) and written.dtype == np.uint16
+        np.testing.assert_array_equal(written, pieces[index])
+    # The incomplete scene fails, crop by crop, with the reason; nothing is written for it.
+    assert report.count("written") == 48 and report.count("failed") == 47
+    assert "47 of 48" in report.failures[0].problem and "full frames" in report.failures[0].problem
+    assert not list((tmp_path / "out").glob("10_*"))
+
+
+def test_auto_stitch_only_when_crops_would_need_padding(tmp_path: Path) -> None:
+    frame = np.random.default_rng(6).random((GRID[0] * CROP, GRID[1] * CROP, 3))
+    write_scene(tmp_path / "in", "4", frame)
+    calls: list[tuple[int, ...]] = []
+
+    def recording(batch_nchw: np.ndarray) -> np.ndarray:
+        calls.append(batch_nchw.shape)
+        return position_model(batch_nchw)
+
+    for multiple, stitched in ((2, False), (4, True)):  # 6 % 2 == 0 but 6 % 4 != 0
+        calls.clear()
+        model = LoadedModel(ModelContract("m", size_multiple=multiple), FunctionBackend(recording))
+        infer_paths([tmp_path / "in"], tmp_path / f"out{multiple}", model, TINY_CAMERA,
+                    run=RunSettings(tile=-1), out=OutputSettings())
+        assert (len(calls) == 1) == stitched
+        calls.clear()
+        infer_paths([tmp_path / "in"], tmp_path / f"off{multiple}", model, TINY_CAMERA,
+                    run=RunSettings(tile=-1), stitch="off")
+        assert len(calls) == 48
