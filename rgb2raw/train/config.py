@@ -1,0 +1,83 @@
+"""`TrainConfig`: every setting that defines a training run, stored inside its checkpoints.
+
+A config holds plain values only (str, int, float, bool, None, lists and dicts of them), so a
+checkpoint ``{"state_dict": ..., "config": config.to_dict()}`` loads with
+``torch.load(..., weights_only=True)`` and rebuilds its network with `build_model`.
+Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+BadPairPolicy = Literal["skip", "stop"]
+TRAIN_ARCHS: tuple[str, ...] = ("tiny", "unet", "liteisp")
+# The scorer's units: the network predicts DN / 1024 (black 0, white 1024) unless an --init
+# model says otherwise; an ONNX file with these units needs no card to be used correctly.
+SCORER_LEVELS = (0.0, 1024.0)
+
+
+@dataclass
+class TrainConfig:
+    """One run's settings; the CLI options map onto these fields one to one."""
+
+    camera: str
+    arch: str
+    epochs: int
+    data: str | None = None  # challenge-layout folder
+    synthetic: str | None = None  # folder of ordinary photos
+    init: str | None = None  # zoo model name or checkpoint to start from
+    net_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. smaller widths
+    batch_size: int = 8
+    crop: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup: float = 0.05  # fraction of all steps with a linear warm-up
+    min_lr_ratio: float = 0.01  # cosine decays to lr * this
+    loss: str = "l1:1,ssim:0.5"
+    ema: float = 0.0  # EMA decay of the weights (0 = off), e.g. 0.999
+    amp: bool = True  # mixed precision, used on CUDA only
+    seed: int = 0
+    val_fraction: float = 0.1
+    on_bad_pair: BadPairPolicy = "skip"
+    workers: int = 0
+    device: str = "auto"
+    black_level: float = SCORER_LEVELS[0]
+    white_level: float = SCORER_LEVELS[1]
+    synthetic_length: int = 256  # synthetic pairs per epoch
+    synthetic_val: int = 32  # fixed synthetic validation pairs
+    max_photo_side: int = 1024
+    cache: bool = False  # keep decoded challenge pairs in memory
+    checkpoint_every: int = 0  # also save last.pt every N steps (0: once per epoch)
+    val_every: int = 1  # validate every N epochs (and after the last)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild a config, ignoring fields this version does not know (older runs)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+    def check(self) -> None:
+        """Raise ValueError for settings that cannot work (before any data is read)."""
+        if self.arch not in TRAIN_ARCHS:
+            raise ValueError(f"unknown architecture {self.arch!r}; choose {', '.join(TRAIN_ARCHS)}")
+        if (self.data is None) == (self.synthetic is None):
+            raise ValueError("give exactly one data source: DATA (challenge layout) or --synthetic")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch size must be at least 1")
+        if self.crop < 2 or self.crop % 2:
+            raise ValueError(f"crop must be a positive even number, got {self.crop}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema decay must be in [0, 1), got {self.ema}")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup fraction must be in [0, 1), got {self.warmup}")
+        if self.on_bad_pair not in ("skip", "stop"):
+            raise ValueError(f"on-bad-pair must be skip or stop, got {self.on_bad_pair!r}")
+        if self.white_level <= self.black_level:
+            raise ValueError("white level must be above black level")

@@ -1,0 +1,122 @@
+"""Turn a finished run into a model `rgb2raw infer` can use: ONNX graph + model card.
+
+`publish_run(RUN_DIR)` exports ``best.pt`` to ``RUN_DIR/model.onnx`` (dynamic batch, height
+and width; `rgb2raw.nets.export.export_onnx`) and writes ``RUN_DIR/model.json``, a card in
+`rgb2raw.zoo`'s ModelCard format (``zoo.load_card`` reads it) whose files are the ONNX graph
+and ``best.pt``, with pins, the network's size multiple, the output levels it was trained for
+and its validation scores. `bundle_run` copies a run into a models folder under a zoo name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rgb2raw import download
+from rgb2raw._atomic import atomic_write
+from rgb2raw.errors import Rgb2RawError
+from rgb2raw.train.checkpoint import build_model, read_checkpoint
+from rgb2raw.train.config import TrainConfig
+
+ONNX_NAME = "model.onnx"
+CARD_NAME = "model.json"
+# The tracing example only; the exported height and width stay dynamic. 64 is a multiple of
+# every architecture's size_multiple (2, 4, 16).
+EXAMPLE_HW = (64, 64)
+
+
+def _file_entry(path: Path, file_format: str) -> dict[str, Any]:
+    git_blob_sha1, sha256 = download.file_digests(path)
+    return {"filename": path.name, "format": file_format, "urls": [],
+            "git_blob_sha1": git_blob_sha1, "sha256": sha256, "size": path.stat().st_size,
+            "bundled": True}
+
+
+def card_dict(name: str, config: TrainConfig, metrics: dict[str, Any], files: list[Path],
+              size_multiple: int, *, description: str | None = None, source: str = "",
+              license_text: str = "") -> dict[str, Any]:
+    """The card of a trained network (JSON form of `rgb2raw.zoo.ModelCard`)."""
+    data_source = (f"challenge pairs in {config.data}" if config.data is not None
+                   else f"synthetic pairs from the photos in {config.synthetic}")
+    psnr, ssim = metrics.get("val_psnr"), metrics.get("val_ssim")
+    reported = None
+    if isinstance(psnr, float) and math.isfinite(psnr) and isinstance(ssim, float):
+        reported = {"set": "held-out validation split of the training data (rgb2raw train)",
+                    "psnr": round(psnr, 4), "ssim": round(ssim, 4)}
+    formats = {".onnx": "onnx", ".pt": "torch", ".pth": "torch"}
+    return {
+        "name": name,
+        "camera": config.camera,
+        "arch": config.arch,
+        "description": description or (
+            f"{config.arch} network trained by `rgb2raw train` for {config.epochs} epochs on "
+            f"{data_source} (best epoch {metrics.get('epoch', '?')})"),
+        "files": [_file_entry(path, formats[path.suffix]) for path in files],
+        "rgb_range": 1.0,
+        "size_multiple": size_multiple,
+        "input_size": [config.crop, config.crop],
+        "full_frame": False,
+        "black_level": config.black_level,
+        "white_level": config.white_level,
+        "source": source or "local training run (rgb2raw train)",
+        "license": license_text,
+        "reported": reported,
+        "card": None,
+    }
+
+
+def export_checkpoint(checkpoint: Path, onnx_path: Path) -> tuple[TrainConfig, dict[str, Any], int]:
+    """Export a run checkpoint to ONNX; return its config, metrics and size multiple."""
+    from rgb2raw.nets.export import export_onnx
+
+    payload = read_checkpoint(checkpoint)
+    config = TrainConfig.from_dict(dict(payload["config"]))
+    model = build_model(config.arch, config.net_kwargs)
+    model.load_state_dict(payload["state_dict"], strict=True)
+    model.eval()
+    export_onnx(model, onnx_path, example_hw=EXAMPLE_HW)
+    return config, dict(payload.get("metrics") or {}), int(getattr(model, "size_multiple", 2))
+
+
+def publish_run(run_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Export RUN_DIR/best.pt and write RUN_DIR/model.json; return (onnx path, card path)."""
+    run_dir = Path(run_dir)
+    best = run_dir / "best.pt"
+    if not best.is_file():
+        raise Rgb2RawError(best, "no such file: the run has no best checkpoint to export")
+    onnx_path = run_dir / ONNX_NAME
+    config, metrics, multiple = export_checkpoint(best, onnx_path)
+    card = card_dict(Path(CARD_NAME).stem, config, metrics, [onnx_path, best], multiple)
+    card_path = run_dir / CARD_NAME
+    with atomic_write(card_path) as handle:
+        handle.write((json.dumps(card, indent=2) + "\n").encode("utf-8"))
+    return onnx_path, card_path
+
+
+def bundle_run(run_dir: str | os.PathLike[str], models_dir: str | os.PathLike[str], name: str,
+               *, description: str, source: str, license_text: str,
+               reported: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+    """Copy a published run's ONNX graph into `models_dir` as ``<name>.onnx`` with a card.
+
+    Used to ship a trained model in the package; `reported` replaces the card's scores (e.g.
+    with a benchmark's numbers). Returns the card's path.
+    """
+    run_dir, folder = Path(run_dir), Path(models_dir)
+    target_onnx, target_card = folder / f"{name}.onnx", folder / f"{name}.json"
+    if not overwrite and (target_onnx.exists() or target_card.exists()):
+        raise Rgb2RawError(target_card, "already exists (use overwrite to replace it)")
+    payload = read_checkpoint(run_dir / "best.pt")
+    config = TrainConfig.from_dict(dict(payload["config"]))
+    with atomic_write(target_onnx) as handle, (run_dir / ONNX_NAME).open("rb") as source_file:
+        shutil.copyfileobj(source_file, handle)
+    local = json.loads((run_dir / CARD_NAME).read_text(encoding="utf-8"))
+    card = card_dict(name, config, {}, [target_onnx], int(local["size_multiple"]),
+                     description=description, source=source, license_text=license_text)
+    card["reported"] = reported
+    with atomic_write(target_card) as handle:
+        handle.write((json.dumps(card, indent=2) + "\n").encode("utf-8"))
+    return target_card
