@@ -245,7 +245,10 @@ def test_checkpoint_with_a_wrong_shape_is_reported(nets, tmp_path):
     state["head.weight"] = torch.zeros(3, 64, 1, 1)
     path = tmp_path / "bad.pt"
     torch.save(state, path)
-    with pytest.raises(Rgb2RawError, match=r"wrong shapes.*head.weight \(3, 64, 1, 1\)"):
+    with pytest.raises(
+        Rgb2RawError,
+        match=r"wrong shapes.*head.weight is \(3, 64, 1, 1\), expected \(4, 64, 1, 1\)",
+    ):
         load_checkpoint(path, "unet")
 
 
