@@ -1,0 +1,106 @@
+"""`rgb2raw infer` from the command line: outputs, summary, exit codes, option checks."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rgb2raw.cli import app
+
+runner = CliRunner()
+torch = pytest.importorskip("torch")
+
+
+def write_png(path: Path, height: int = 12, width: int = 16, seed: int = 0) -> None:
+    rgb = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), rgb)
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 3x3-conv + 2x2 stride-2 network exported to ONNX."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(4, 4, 2, stride=2), torch.nn.Sigmoid()).eval()
+    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(net, (torch.rand(1, 3, 32, 32),), str(path), input_names=["rgb"],
+                          output_names=["raw"], opset_version=17, dynamo=False,
+                          dynamic_axes={"rgb": {0: "n", 2: "h", 3: "w"},
+                                        "raw": {0: "n", 2: "h2", 3: "w2"}})
+    return path
+
+
+def test_infer_writes_outputs_and_a_summary(tmp_path: Path, tiny_onnx: Path) -> None:
+    write_png(tmp_path / "in" / "a.png")
+    write_png(tmp_path / "in" / "sub" / "b.png", seed=1)
+    result = runner.invoke(app, ["infer", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                                 "--model", str(tiny_onnx), "--recursive", "--tile", "8",
+                                 "--overlap", "4", "--threads", "1"])
+    assert result.exit_code == 0, result.stderr
+    assert "2 written, 0 skipped, 0 failed" in result.stdout and "tiny" in result.stdout
+    raw = np.load(tmp_path / "out" / "sub" / "b.npy")
+    assert raw.shape == (6, 8, 4) and raw.dtype == np.uint16 and raw.max() <= 1024
+
+
+def test_the_default_model_runs_offline_with_tta_and_noise(tmp_path: Path) -> None:
+    write_png(tmp_path / "a.png")
+    result = runner.invoke(app, ["infer", str(tmp_path / "a.png"), "-o", str(tmp_path / "a.npy"),
+                                 "--camera", "p20", "--tta", "--noise", "--iso", "200"])
+    assert result.exit_code == 0, result.stderr
+    assert "parametric-p20" in result.stdout
+    assert np.load(tmp_path / "a.npy").shape == (6, 8, 4)
+
+
+def test_existing_output_fails_with_exit_1_and_one_line_per_file(tmp_path: Path,
+                                                                  tiny_onnx: Path) -> None:
+    write_png(tmp_path / "in" / "a.png")
+    write_png(tmp_path / "in" / "b.png")
+    args = ["infer", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(tiny_onnx)]
+    assert runner.invoke(app, args).exit_code == 0
+    (tmp_path / "out" / "b.npy").unlink()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1
+    assert again.stderr.count("error: ") == 1 and "a.png" in again.stderr
+    assert "1 written, 0 skipped, 1 failed" in again.stdout
+    skip = runner.invoke(app, [*args, "--skip-existing"])
+    assert skip.exit_code == 0 and "0 written, 2 skipped" in skip.stdout
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--skip-existing", "--overwrite"], "exclude each other"),
+    (["--shard", "3/2"], "--shard"),
+    (["--format", "tiff"], "--format must be one of"),
+    (["--backend", "tensorflow"], "--backend must be one of"),
+    (["--model", "no-such-model"], "unknown model"),
+    (["--camera", "nikon"], "unknown camera"),
+])
+def test_bad_options_are_one_line_errors(tmp_path: Path, extra: list[str], message: str) -> None:
+    write_png(tmp_path / "a.png")
+    result = runner.invoke(app, ["infer", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), *extra])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_shards_from_the_environment_split_the_work(tmp_path: Path, tiny_onnx: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    for index in range(5):
+        write_png(tmp_path / "in" / f"{index}.png", seed=index)
+    counts = []
+    for rank in range(2):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        result = runner.invoke(app, ["infer", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                                     "--model", str(tiny_onnx)])
+        assert result.exit_code == 0, result.stderr
+        counts.append(int(result.stdout.split()[0]))
+    assert counts == [3, 2] and len(list((tmp_path / "out").glob("*.npy"))) == 5
