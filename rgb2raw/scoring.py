@@ -1,0 +1,297 @@
+"""Score predicted RAW `.npy` files against ground truth, by stem, like CodaLab but faster.
+
+The official scorer pairs files by sorted order, so one missing file silently shifts every
+pair; here files are paired by stem (``10_0.npy`` with ``10_0.npy``) and missing or extra
+files are an error unless explicitly allowed. The numbers themselves follow the official
+semantics exactly (see `rgb2raw.metrics`), including its checks: a value below 0, above the
+white level, or NaN rejects the file.
+
+Predictions may be a folder or a submission `.zip` (read in memory, never unpacked to disk).
+Images are scored on a thread pool: OpenCV and numpy release the GIL, so each worker thread
+(one `SsimWorkspace` each) keeps a core busy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+
+from rgb2raw.errors import Rgb2RawError
+from rgb2raw.metrics import PSNR_IDENTICAL, SSIM_CROP, SsimWorkspace, psnr
+from rgb2raw.raw import CHALLENGE_WHITE_LEVEL, check_raw_values, load_npy
+
+ProgressCallback = Callable[[int, int], None]
+# Names list in error messages stop after this many, with "and N more".
+_MAX_LISTED = 8
+# Entries a zip tool or an OS adds by itself; never predictions.
+JUNK_DIRS = ("__MACOSX",)
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    """The official PSNR (dB) and SSIM of one prediction."""
+
+    stem: str
+    psnr: float
+    ssim: float
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Per-image scores (sorted by stem) and their means, plus what could not be paired."""
+
+    per_image: tuple[ImageScore, ...]
+    missing: tuple[str, ...] = ()  # ground-truth stems with no prediction
+    extra: tuple[str, ...] = ()  # prediction stems with no ground truth
+    white_level: float = CHALLENGE_WHITE_LEVEL
+
+    @property
+    def count(self) -> int:
+        return len(self.per_image)
+
+    @property
+    def psnr(self) -> float:
+        """Mean PSNR over images; 999 entries for identical pairs count, as officially."""
+        return float(np.mean([s.psnr for s in self.per_image]))
+
+    @property
+    def ssim(self) -> float:
+        return float(np.mean([s.ssim for s in self.per_image]))
+
+    def worst_first(self, top: int | None = None) -> list[ImageScore]:
+        """Images from the lowest PSNR up (SSIM breaks ties), at most `top` of them."""
+        ranked = sorted(self.per_image, key=lambda s: (s.psnr, s.ssim, s.stem))
+        return ranked if top is None else ranked[:top]
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON shape `rgb2raw score --json` writes."""
+        return {
+            "psnr": self.psnr,
+            "ssim": self.ssim,
+            "count": self.count,
+            "per_image": {s.stem: {"psnr": s.psnr, "ssim": s.ssim} for s in self.per_image},
+        }
+
+
+def load_npy_bytes(data: bytes, label: str) -> np.ndarray:
+    """Load a `.npy` held in memory (a zip member), refusing pickles; errors name `label`."""
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise Rgb2RawError(label, "holds pickled Python objects; refused (not plain numbers)") from None
+        raise Rgb2RawError(label, f"not a readable .npy file ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise Rgb2RawError(label, f"not a readable .npy file ({exc})") from None
+    if not isinstance(array, np.ndarray):
+        raise Rgb2RawError(label, "is an .npz archive, expected a single .npy array")
+    return array
+
+
+def is_junk_name(name: str) -> bool:
+    """Hidden files and OS/zip-tool litter (.DS_Store, ._x, __MACOSX/, Thumbs.db)."""
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    return any(p.startswith(".") or p in JUNK_DIRS for p in parts) or (
+        bool(parts) and parts[-1].lower() in ("thumbs.db", "desktop.ini"))
+
+
+@dataclass
+class NpySource:
+    """A set of `.npy` files keyed by stem: a folder, or the members of a zip."""
+
+    location: Path
+    entries: dict[str, str]  # stem -> file path (folder) or member name (zip)
+    _zip: zipfile.ZipFile | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def label(self, stem: str) -> str:
+        """How errors name one file: its path, or ``archive.zip:member``."""
+        if self._zip is None:
+            return self.entries[stem]
+        return f"{self.location}:{self.entries[stem]}"
+
+    def load(self, stem: str) -> np.ndarray:
+        if self._zip is None:
+            return load_npy(self.entries[stem])
+        try:
+            with self._lock:  # reading is serialised; decoding the array is not
+                data = self._zip.read(self.entries[stem])
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise Rgb2RawError(self.label(stem), f"cannot be read from the zip ({exc})") from None
+        return load_npy_bytes(data, self.label(stem))
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+
+def open_source(path: str | os.PathLike[str]) -> NpySource:
+    """Index a folder's `*.npy` files (not recursive) or a zip's `.npy` members by stem."""
+    location = Path(path)
+    if location.is_dir():
+        entries = {p.stem: str(p) for p in sorted(location.iterdir())
+                   if p.suffix.lower() == ".npy" and p.is_file() and not is_junk_name(p.name)}
+        return NpySource(location, entries)
+    if not location.exists():
+        raise Rgb2RawError(location, "no such file or folder")
+    if not zipfile.is_zipfile(location):
+        raise Rgb2RawError(location, "is neither a folder nor a .zip file")
+    try:
+        archive = zipfile.ZipFile(location)
+        names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise Rgb2RawError(location, f"not a readable zip ({exc})") from None
+    entries = {}
+    for name in sorted(names):
+        if name.endswith("/") or is_junk_name(name) or not name.lower().endswith(".npy"):
+            continue
+        stem = PurePosixPath(name).stem
+        if stem in entries:
+            archive.close()
+            raise Rgb2RawError(location, f"two members named {stem}.npy ({entries[stem]}, {name})")
+        entries[stem] = name
+    return NpySource(location, entries, archive)
+
+
+def _listing(stems: list[str]) -> str:
+    shown = ", ".join(stems[:_MAX_LISTED])
+    more = len(stems) - _MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def pair_stems(pred: NpySource, gt: NpySource) -> tuple[list[str], list[str], list[str]]:
+    """(paired, missing, extra) stems, each sorted."""
+    pred_stems, gt_stems = set(pred.entries), set(gt.entries)
+    return (sorted(pred_stems & gt_stems), sorted(gt_stems - pred_stems),
+            sorted(pred_stems - gt_stems))
+
+
+def check_scorable(array: np.ndarray, label: str, white_level: float) -> None:
+    """Raise unless the official scorer would accept `array`: real numbers in [0, white]."""
+    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer)
+                                       or np.issubdtype(array.dtype, np.floating)):
+        raise Rgb2RawError(label, f"dtype {array.dtype} is not an integer or float type")
+    if array.ndim not in (2, 3) or min(array.shape[:2]) <= 2 * SSIM_CROP:
+        raise Rgb2RawError(label, f"shape {array.shape} is not an (H, W[, C]) image")
+    low, high = array.min(), array.max()
+    # `not (...)` so that NaN (which compares False) is rejected too, as officially.
+    if not (low >= 0 and high <= white_level):
+        check_raw_values(array, label, max_value=white_level)  # raises with the precise problem
+        raise Rgb2RawError(label, f"values outside [0, {white_level:g}]")
+
+
+class _Scorer:
+    """Scores one stem at a time; each thread gets its own SSIM workspace."""
+
+    def __init__(self, pred: NpySource, gt: NpySource, white_level: float) -> None:
+        self.pred, self.gt, self.white_level = pred, gt, white_level
+        self._local = threading.local()
+
+    def __call__(self, stem: str) -> ImageScore:
+        prediction = self.pred.load(stem)
+        truth = self.gt.load(stem)
+        check_scorable(prediction, self.pred.label(stem), self.white_level)
+        check_scorable(truth, self.gt.label(stem), self.white_level)
+        if prediction.shape != truth.shape:
+            raise Rgb2RawError(self.pred.label(stem),
+                               f"shape {prediction.shape} differs from the ground truth's {truth.shape}")
+        workspace: SsimWorkspace | None = getattr(self._local, "workspace", None)
+        if workspace is None or workspace.shape != truth.shape[:2]:
+            workspace = self._local.workspace = SsimWorkspace(truth.shape[0], truth.shape[1])
+        image_psnr = psnr(prediction, truth, data_range=self.white_level)
+        image_ssim = workspace.ssim(prediction, truth, self.white_level)
+        return ImageScore(stem, image_psnr, image_ssim)
+
+
+@contextlib.contextmanager
+def _opencv_threads(count: int) -> Iterator[None]:
+    """Limit OpenCV's own thread pool while our workers run (avoids oversubscription)."""
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(count)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def score(pred: str | os.PathLike[str], gt: str | os.PathLike[str], *,
+          white_level: float = CHALLENGE_WHITE_LEVEL, allow_missing: bool = False,
+          workers: int | None = None, on_progress: ProgressCallback | None = None) -> ScoreResult:
+    """Score a prediction folder or zip against a ground-truth folder, pairing by stem.
+
+    Raises Rgb2RawError for missing/extra files (unless `allow_missing`), unreadable files,
+    mismatched shapes or values outside [0, white_level]; the first bad file in stem order
+    is the one named. `on_progress(done, total)` is called after each image.
+    """
+    if not white_level > 0:
+        raise Rgb2RawError(None, f"white level must be positive, got {white_level}")
+    pred_source = open_source(pred)
+    try:
+        gt_source = open_source(gt)
+        try:
+            return _score_sources(pred_source, gt_source, white_level, allow_missing,
+                                  workers or default_workers(), on_progress)
+        finally:
+            gt_source.close()
+    finally:
+        pred_source.close()
+
+
+def _score_sources(pred: NpySource, gt: NpySource, white_level: float, allow_missing: bool,
+                   workers: int, on_progress: ProgressCallback | None) -> ScoreResult:
+    paired, missing, extra = pair_stems(pred, gt)
+    if not gt.entries:
+        raise Rgb2RawError(gt.location, "holds no .npy files")
+    if (missing or extra) and not allow_missing:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} missing ({_listing(missing)})")
+        if extra:
+            problems.append(f"{len(extra)} extra ({_listing(extra)})")
+        raise Rgb2RawError(pred.location, "; ".join(problems)
+                           + f" compared with {gt.location} (--allow-missing scores the rest)")
+    if not paired:
+        raise Rgb2RawError(pred.location, f"no prediction matches a file in {gt.location}")
+    scorer = _Scorer(pred, gt, white_level)
+    scores: list[ImageScore] = []
+    if workers <= 1:
+        for stem in paired:
+            scores.append(scorer(stem))
+            if on_progress:
+                on_progress(len(scores), len(paired))
+    else:
+        with _opencv_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
+            try:
+                # map() yields in submission order, so the first bad file by stem is raised.
+                for image_score in pool.map(scorer, paired):
+                    scores.append(image_score)
+                    if on_progress:
+                        on_progress(len(scores), len(paired))
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    return ScoreResult(tuple(scores), tuple(missing), tuple(extra), white_level)
+
+
+__all__ = [
+    "ImageScore", "NpySource", "PSNR_IDENTICAL", "ScoreResult", "check_scorable", "default_workers",
+    "is_junk_name", "load_npy_bytes", "open_source", "pair_stems", "score",
+]
