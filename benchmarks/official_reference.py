@@ -100,7 +100,7 @@ def score_folders(result_dir: str, reference_dir: str) -> dict[str, object]:
     per_image: dict[str, dict[str, float]] = {}
     psnrs: list[float] = []
     ssims: list[float] = []
-    for result_name, reference_name in zip(result_names, reference_names):
+    for result_name, reference_name in zip(result_names, reference_names, strict=True):
         result = load_scaled(os.path.join(result_dir, result_name))
         reference = load_scaled(os.path.join(reference_dir, reference_name))
         image_psnr = psnr(result, reference)

@@ -133,7 +133,7 @@ class SsimWorkspace:
         cv2.addWeighted(self.filt_sum_sq, 1.0, means_sq, -1.0, c2, dst=denominator)
         cv2.addWeighted(self.filt_product, 2.0, means_prod, -2.0, c2, dst=numerator)
         cv2.addWeighted(means_prod, 2.0, means_prod, 0.0, c1, dst=means_prod)  # 2 ux uy + C1
-        cv2.add(means_sq, c1, dst=means_sq)  # ux^2 + uy^2 + C1
+        np.add(means_sq, c1, out=means_sq)  # ux^2 + uy^2 + C1
         cv2.multiply(numerator, means_prod, dst=numerator)
         cv2.multiply(denominator, means_sq, dst=denominator)
         cv2.divide(numerator, denominator, dst=numerator)
@@ -152,7 +152,7 @@ class SsimWorkspace:
         pred, gt = _as_cv_pair(pred, gt)
         x_planes = _channels(pred)
         y_planes = _channels(gt)
-        per_channel = [self.ssim_plane(x, y, data_range) for x, y in zip(x_planes, y_planes)]
+        per_channel = [self.ssim_plane(x, y, data_range) for x, y in zip(x_planes, y_planes, strict=True)]
         return float(np.mean(per_channel))
 
 
@@ -188,7 +188,7 @@ def psnr_batch(preds: Sequence[np.ndarray] | np.ndarray, gts: Sequence[np.ndarra
     """Per-image PSNR of N pairs ((N, H, W[, C]) arrays or sequences) as a float64 array."""
     if len(preds) != len(gts):
         raise ValueError(f"{len(preds)} predictions but {len(gts)} ground truths")
-    return np.array([psnr(p, g, data_range=data_range) for p, g in zip(preds, gts)])
+    return np.array([psnr(p, g, data_range=data_range) for p, g in zip(preds, gts, strict=True)])
 
 
 def ssim_batch(preds: Sequence[np.ndarray] | np.ndarray, gts: Sequence[np.ndarray] | np.ndarray,
@@ -198,7 +198,7 @@ def ssim_batch(preds: Sequence[np.ndarray] | np.ndarray, gts: Sequence[np.ndarra
         raise ValueError(f"{len(preds)} predictions but {len(gts)} ground truths")
     workspace: SsimWorkspace | None = None
     values = []
-    for pred, gt in zip(preds, gts):
+    for pred, gt in zip(preds, gts, strict=True):
         _check_pair(pred, gt)
         if workspace is None or workspace.shape != pred.shape[:2]:
             workspace = SsimWorkspace(pred.shape[0], pred.shape[1])
