@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -89,13 +91,11 @@ def test_auto_tile_size_is_bounded_and_a_multiple() -> None:
 
 # ------------------------------------------------------------------ a CNN with a receptive field
 
-torch = pytest.importorskip("torch")
-
-
-def small_cnn(seed: int, pooled: bool) -> torch.nn.Module:
+def small_cnn(seed: int, pooled: bool) -> Any:
     """Random 3x3 convs (+ an avg-pool/upsample stage when `pooled`) and a 2x2 stride-2 head."""
+    torch = pytest.importorskip("torch")
     torch.manual_seed(seed)
-    layers: list[torch.nn.Module] = [torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+    layers: list[Any] = [torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
                                      torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU()]
     if pooled:  # size multiple 4: tiles must keep the pooling grid
         layers += [torch.nn.AvgPool2d(2), torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
@@ -105,7 +105,9 @@ def small_cnn(seed: int, pooled: bool) -> torch.nn.Module:
     return torch.nn.Sequential(*layers).eval()
 
 
-def torch_runner(net: torch.nn.Module):  # noqa: ANN201 - a BatchRunner
+def torch_runner(net: Any) -> tiling.BatchRunner:
+    import torch
+
     def run(batch: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return net(torch.from_numpy(batch)).numpy()
