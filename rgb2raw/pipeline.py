@@ -337,6 +337,8 @@ def infer_paths(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
                      and target.suffix.lower() in (".npy", ".dng"))
     if single_target and target.suffix.lower() != out.suffix:
         raise Rgb2RawError(target, f"--format {out.format} writes {out.suffix} files")
+    if not single_target and target.suffix.lower() in (".npy", ".dng") and not target.is_dir():
+        raise Rgb2RawError(target, "names a file, but the inputs need an output folder")
     if not single_target and target.exists() and not target.is_dir():
         raise Rgb2RawError(target, "exists and is not a folder")
 

@@ -183,6 +183,8 @@ def test_run_level_problems_raise(tmp_path: Path) -> None:
     write_png(tmp_path / "a.png")
     with pytest.raises(Rgb2RawError, match="writes .npy"):
         infer_paths([tmp_path / "a.png"], tmp_path / "a.dng", naive_model(), S7)
+    with pytest.raises(Rgb2RawError, match="output folder"):
+        infer_paths([tmp_path], tmp_path / "all.npy", naive_model(), S7)
 
 
 def test_shards_write_each_file_once_with_the_same_noise(tmp_path: Path) -> None:
