@@ -34,10 +34,11 @@ BatchRunner = Callable[[np.ndarray], np.ndarray]
 
 DEFAULT_OVERLAP = 64
 MIN_AUTO_TILE = 256
-MAX_AUTO_TILE = 2048
-# Rough peak bytes per RGB pixel of a CNN forward pass at float32 (a few 32-64 channel
-# feature maps alive at once). Only used to choose a tile size from free memory.
-DEFAULT_BYTES_PER_PIXEL = 1536
+MAX_AUTO_TILE = 1024
+# Rough peak bytes per RGB pixel of a CNN forward pass at float32, runtime arenas included.
+# Measured: the official U-Net (64-256 channels) peaks near 3.5 KiB/pixel under ONNX Runtime
+# (benchmarks/bench_infer.py). Only used to choose a tile size from free memory.
+DEFAULT_BYTES_PER_PIXEL = 4096
 _MIB = 1 << 20
 
 
@@ -225,11 +226,11 @@ def auto_tile_size(size_multiple: int = 1, *, batch_size: int = 1,
                    memory: int | None = None) -> int:
     """A tile side that keeps one batch's forward pass within a quarter of free memory.
 
-    Bounded to [256, 2048] pixels: smaller tiles waste time on overlap, larger ones gain
-    nothing and would make a lone process hog the machine.
+    Bounded to [256, 1024] pixels and a 2 GiB budget: smaller tiles waste time on overlap;
+    larger ones were slower on CPU in benchmarks (cache misses) and cost gigabytes.
     """
     free = available_memory() if memory is None else memory
-    budget = min(max(free // 4, 128 * _MIB), 4096 * _MIB)
+    budget = min(max(free // 4, 128 * _MIB), 2048 * _MIB)
     side = int(math.sqrt(budget / (max(1, batch_size) * bytes_per_pixel)))
     side = max(MIN_AUTO_TILE, min(MAX_AUTO_TILE, side))
     multiple = tile_multiple(size_multiple)
