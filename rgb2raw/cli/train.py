@@ -77,6 +77,8 @@ def train(
         "--on-bad-pair", help="A corrupt or unmatched pair: skip it (reported) or stop.")] = "skip",
     workers: Annotated[int, typer.Option("--workers", min=0, help="Data loading processes.")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    threads: Annotated[int, typer.Option(
+        "--threads", min=0, help="CPU threads per process (0: torch's default).")] = 0,
     synthetic_length: Annotated[int, typer.Option(
         "--synthetic-length", min=1, help="Synthetic pairs per epoch.")] = 256,
     cache: Annotated[bool, typer.Option("--cache", help="Keep decoded pairs in memory.")] = False,
@@ -104,7 +106,7 @@ def train(
         batch_size=batch_size, crop=crop, lr=lr, weight_decay=weight_decay, warmup=warmup,
         loss=loss, ema=ema, amp=amp, seed=seed, val_fraction=val_fraction,
         on_bad_pair=on_bad_pair,  # type: ignore[arg-type]
-        workers=workers, device=device, synthetic_length=synthetic_length, cache=cache,
+        workers=workers, device=device, threads=threads, synthetic_length=synthetic_length, cache=cache,
         checkpoint_every=checkpoint_every,
     )
     main_rank = _is_main_rank()
@@ -132,14 +134,14 @@ def train(
             f"epoch {record.epoch}: loss {record.train_loss:.4f}  val PSNR {record.val_psnr:.2f} dB"
             f"  SSIM {record.val_ssim:.4f}  {record.images_per_s:.1f} img/s  {record.seconds:.0f} s")
 
-    def on_bad_pair(item: BadPair) -> None:
+    def report_bad_pair(item: BadPair) -> None:
         verb = "stopping" if on_bad_pair == "stop" else "skipped"
         progress.console.print(f"warning: {item.path}: {item.problem} ({verb})")
 
     def on_data(n_train: int, n_val: int) -> None:
         progress.console.print(f"{n_train} training items, {n_val} validation items")
 
-    callbacks = Callbacks(on_step=on_step, on_epoch=on_epoch, on_bad_pair=on_bad_pair,
+    callbacks = Callbacks(on_step=on_step, on_epoch=on_epoch, on_bad_pair=report_bad_pair,
                           on_data=on_data)
     with progress:
         result = run_training(config, out, resume=resume, overwrite=overwrite,

@@ -43,6 +43,7 @@ class TrainConfig:
     on_bad_pair: BadPairPolicy = "skip"
     workers: int = 0
     device: str = "auto"
+    threads: int = 0  # torch CPU threads per process (0: torch's default)
     black_level: float = SCORER_LEVELS[0]
     white_level: float = SCORER_LEVELS[1]
     synthetic_length: int = 256  # synthetic pairs per epoch

@@ -327,6 +327,9 @@ def _train(config: TrainConfig, run_dir: Path, context: DistContext,
            loss_weights: dict[str, float], resumed: dict[str, Any] | None,
            callbacks: Callbacks, stop_after_steps: int | None, export: bool) -> TrainResult:
     torch.manual_seed(config.seed)
+    if config.threads > 0:
+        # Small networks gain nothing from more threads, and lose a lot on a busy machine.
+        torch.set_num_threads(config.threads)
     init_path = None
     if config.init is not None and resumed is None:
         init_path, init_kwargs, (black, white) = resolve_init(config.init, config.arch)
