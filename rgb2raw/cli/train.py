@@ -6,6 +6,7 @@ command trains with DistributedDataParallel; only rank 0 prints and writes.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -130,9 +131,10 @@ def train(
                         speed=info.images_per_s)
 
     def on_epoch(record: EpochRecord) -> None:
-        progress.console.print(
-            f"epoch {record.epoch}: loss {record.train_loss:.4f}  val PSNR {record.val_psnr:.2f} dB"
-            f"  SSIM {record.val_ssim:.4f}  {record.images_per_s:.1f} img/s  {record.seconds:.0f} s")
+        scores = (f"val PSNR {record.val_psnr:.2f} dB  SSIM {record.val_ssim:.4f}"
+                  if math.isfinite(record.val_psnr) else "no validation")
+        progress.console.print(f"epoch {record.epoch}: loss {record.train_loss:.4f}  {scores}  "
+                               f"{record.images_per_s:.1f} img/s  {record.seconds:.0f} s")
 
     def report_bad_pair(item: BadPair) -> None:
         verb = "stopping" if on_bad_pair == "stop" else "skipped"
