@@ -169,7 +169,9 @@ def machine_info() -> dict:
     import onnxruntime
 
     info = {"python": platform.python_version(), "platform": platform.platform(),
-            "cpus": os.cpu_count(), "numpy": np.__version__, "onnxruntime": onnxruntime.__version__}
+            "cpus": os.cpu_count(), "numpy": np.__version__, "onnxruntime": onnxruntime.__version__,
+            # Other work on the machine skews every number; the 1-minute load says how much.
+            "load_average_at_end": round(os.getloadavg()[0], 2)}
     try:
         import torch
 
@@ -254,7 +256,8 @@ def main() -> None:
     out.with_suffix(".json").write_text(json.dumps({"machine": info, "results": results}, indent=2))
     body = (f"# rgb2raw infer benchmark\n\n`python benchmarks/bench_infer.py"
             f"{' --quick' if args.quick else ''}` on {info.get('cpu', '?')}, {info['cpus']} CPUs, "
-            f"{info.get('memory_gib', '?')} GiB; Python {info['python']}, onnxruntime "
+            f"{info.get('memory_gib', '?')} GiB, load average {info['load_average_at_end']}; "
+            f"Python {info['python']}, onnxruntime "
             f"{info['onnxruntime']}, torch {info.get('torch', '-')}, numpy {info['numpy']}.\n\n"
             "Seconds exclude model loading; peak RSS is the whole subprocess (interpreter and "
             "runtimes included). tile 0 = chosen from free memory, -1 = whole image.\n\n"
