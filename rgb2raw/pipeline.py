@@ -104,6 +104,8 @@ def to_dn(values: np.ndarray, contract: ModelContract, *, low: float | None = No
 
     Clipped to [black, white] by default; `low` lowers the floor (noise may dip below black).
     """
+    if not np.isfinite(values).all():
+        raise Rgb2RawError(None, f"model {contract.name} produced NaN or infinite values")
     black, white = contract.black_level, contract.white_level
     dn = values * np.float32(white - black)
     dn += np.float32(black)

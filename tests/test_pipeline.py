@@ -46,6 +46,8 @@ def test_levels_round_once_and_clip() -> None:
     assert to_dn(values, contract).ravel().tolist() == expected
     assert to_dn(values, contract, low=0).ravel().tolist() == [0, 60, 540, 540, 1020, 1020]
     assert to_dn(values, contract).dtype == np.uint16
+    with pytest.raises(Rgb2RawError, match="NaN"):
+        to_dn(np.array([np.nan], np.float32), contract)
 
 
 def test_infer_image_maps_to_the_models_levels() -> None:
