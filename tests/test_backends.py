@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 
-def tiny_net(seed: int = 0) -> torch.nn.Module:
+def tiny_net(seed: int = 0) -> Any:
     """A random RGB -> packed RAW CNN: two 3x3 convs and a 2x2 stride-2 head."""
     torch.manual_seed(seed)
     return torch.nn.Sequential(
@@ -26,7 +27,7 @@ def tiny_net(seed: int = 0) -> torch.nn.Module:
     ).eval()
 
 
-def export(net: torch.nn.Module, path: Path, *, dynamic: bool = True) -> Path:
+def export(net: Any, path: Path, *, dynamic: bool = True) -> Path:
     """Export to ONNX, with dynamic batch/height/width or fixed at (1, 3, 32, 32)."""
     example = torch.rand(1, 3, 32, 32)
     axes = {"rgb": {0: "n", 2: "h", 3: "w"}, "raw": {0: "n", 2: "h2", 3: "w2"}} if dynamic else None
