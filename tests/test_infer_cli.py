@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from rgb2raw.cli import app
 
 runner = CliRunner()
-torch = pytest.importorskip("torch")
 
 
 def write_png(path: Path, height: int = 12, width: int = 16, seed: int = 0) -> None:
@@ -24,7 +23,8 @@ def write_png(path: Path, height: int = 12, width: int = 16, seed: int = 0) -> N
 
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random 3x3-conv + 2x2 stride-2 network exported to ONNX."""
+    """A random 3x3-conv + 2x2 stride-2 network exported to ONNX (needs torch)."""
+    torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
                               torch.nn.Conv2d(4, 4, 2, stride=2), torch.nn.Sigmoid()).eval()
