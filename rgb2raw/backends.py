@@ -229,11 +229,6 @@ class LoadedModel:
         return f"{self.contract.name} ({self.backend.description})"
 
 
-def default_model_name(camera: str) -> str:
-    """The camera's bundled offline default (a parametric inverse ISP)."""
-    return f"parametric-{camera}"
-
-
 def _torch_backend_from_module(module: object, *, device: Device, fp16: bool,
                                threads: int, name: str) -> TorchBackend:
     return TorchBackend(module, device=device, fp16=fp16, threads=threads, name=name)  # type: ignore[arg-type]
@@ -268,11 +263,15 @@ def load_model(model: str | os.PathLike[str] | ModelCard | None = None, *, camer
     if fp16 and backend != "torch":
         raise Rgb2RawError(None, "fp16 is only available with --backend torch --device cuda")
     if model is None:
-        model = default_model_name(camera)
+        model = zoo.default_model(camera)
     if isinstance(model, zoo.ModelCard):
         return _load_card(model, backend=backend, device=device, threads=threads, fp16=fp16,
                           providers=providers)
     path = Path(model)
+    local_card = zoo.find_local_card(path) if path.exists() else None
+    if local_card is not None and arch is None:  # a training run folder, or weights + card
+        return _load_card(local_card, backend=backend, device=device, threads=threads,
+                          fp16=fp16, providers=providers)
     if path.suffix.lower() == ".onnx" or path.suffix.lower() in CHECKPOINT_SUFFIXES or path.exists():
         return _load_file(path, camera=camera, backend=backend, device=device, threads=threads,
                           fp16=fp16, providers=providers, arch=arch)
@@ -354,7 +353,6 @@ __all__ = [
     "BackendName",
     "LoadedModel",
     "ModelContract",
-    "default_model_name",
     "load_model",
     "PROVIDER_ALIASES",
     "Backend",

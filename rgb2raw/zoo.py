@@ -21,7 +21,7 @@ import difflib
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -89,6 +89,8 @@ class ModelCard:
     reported: Reported | None = None
     #: Markdown model card, relative to the models folder.
     card: str | None = None
+    #: The folder the card was read from: bundled files sit beside their card. Not in the JSON.
+    home: Path | None = field(default=None, compare=False, repr=False)
 
     @property
     def primary(self) -> ModelFile:
@@ -157,12 +159,46 @@ def load_card(path: str | os.PathLike[str]) -> ModelCard:
         raise Rgb2RawError(path, f"bad model card: {message}") from exc
     if card.name != path.stem:
         raise Rgb2RawError(path, f"bad model card: name {card.name!r} differs from the file name")
-    return card
+    return replace(card, home=path.resolve().parent)
+
+
+#: The card a training run (or any local model folder) keeps beside its weights.
+LOCAL_CARD_NAME = "model.json"
+
+
+def find_local_card(path: str | os.PathLike[str]) -> ModelCard | None:
+    """The card for a local model: a card file, a folder holding ``model.json``, or a weights
+    file with a card beside it (``<stem>.json`` or ``model.json`` naming that file).
+
+    None when `path` is a weights file without a card. Bundled files of the card are looked
+    up beside the card, so a run folder can be moved or copied as a whole.
+    """
+    path = Path(path)
+    if path.is_dir():
+        card_path = path / LOCAL_CARD_NAME
+        if not card_path.is_file():
+            raise Rgb2RawError(path, f"is a folder without a {LOCAL_CARD_NAME} model card")
+        return load_card(card_path)
+    if path.suffix.lower() == ".json":
+        return load_card(path)
+    for candidate in (path.with_suffix(".json"), path.parent / LOCAL_CARD_NAME):
+        if candidate.is_file():
+            card = load_card(candidate)
+            if any(entry.bundled and entry.filename == path.name for entry in card.files):
+                return card
+    return None
+
+
+def default_model(camera: str) -> ModelCard:
+    """The camera's bundled offline default model."""
+    return get_model(f"parametric-{camera}")
 
 
 def card_from_dict(data: Mapping[str, Any]) -> ModelCard:
     """Build a card from its JSON form, refusing unknown fields and out-of-range values."""
     _no_unknown(data, ModelCard, "card")
+    if "home" in data:
+        raise ValueError("unknown card field(s) home")
     files = tuple(_file_from_dict(item) for item in data["files"])
     if not files:
         raise ValueError("a card needs at least one file")
@@ -281,7 +317,7 @@ def _resolve(card_or_name: ModelCard | str) -> ModelCard:
 def file_path(card: ModelCard, entry: ModelFile) -> Path:
     """Where `entry` of `card` is (bundled) or will be (downloaded) on disk."""
     if entry.bundled:
-        return models_dir() / entry.filename
+        return (card.home or models_dir()) / entry.filename
     return cache_dir() / "models" / card.name / entry.filename
 
 

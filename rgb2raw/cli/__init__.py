@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from rgb2raw.cli._app import app
 
-# Command modules, imported for their registration side effect (one per line, sorted).
-from rgb2raw.cli import infer as _infer  # noqa: F401,E402
-from rgb2raw.cli import models as _models  # noqa: F401,E402
-from rgb2raw.cli import pack  # noqa: E402,F401  isort: skip
-from rgb2raw.cli import score  # noqa: E402,F401  isort: skip
-from rgb2raw.cli import train as _train  # noqa: F401,E402
-from rgb2raw.cli import visualize  # noqa: E402, F401
+# isort: split
+# Command modules, imported for their registration side effect.
+from rgb2raw.cli import infer, models, pack, score, train, visualize  # noqa: F401
 
 
 def main() -> None:

@@ -76,8 +76,12 @@ def _progress(enabled: bool) -> Iterator[_BarProgress | None]:
 def _resolve_camera(camera: str | None, model: str | None, arch: str | None) -> str:
     """--camera, else the zoo model's camera, else generic."""
     card_camera = None
-    if model is not None and arch is None and not Path(model).suffix and not Path(model).exists():
-        card_camera = zoo.get_model(model).camera
+    if model is not None and arch is None:
+        if Path(model).exists():  # a run folder, a card, or weights with a card beside them
+            local = zoo.find_local_card(model)
+            card_camera = None if local is None else local.camera
+        elif not Path(model).suffix:
+            card_camera = zoo.get_model(model).camera
     if camera is None:
         return card_camera or "generic"
     if card_camera is not None and card_camera not in (camera, "generic"):
@@ -85,7 +89,7 @@ def _resolve_camera(camera: str | None, model: str | None, arch: str | None) -> 
     return camera
 
 
-@app.command("infer")
+@app.command("infer", rich_help_panel="Reconstruct RAW")
 @reports_errors
 def infer_command(
     inputs: Annotated[list[Path], typer.Argument(help="Images and/or folders of images.")],
@@ -94,13 +98,14 @@ def infer_command(
                                "for a single input image.")],
     model: Annotated[str | None, typer.Option(
         "--model", "-m", autocompletion=zoo.complete_model_name,
-        help="Zoo model name, .onnx file, or torch checkpoint (with --arch). "
+        help="Zoo model name, a training run folder, .onnx file, or torch checkpoint "
+             "(with --arch). "
              "Default: the camera's bundled parametric-<camera>.")] = None,
     camera: Annotated[str | None, typer.Option(
         "--camera", "-c", help="s7, p20 or generic (default: the model's camera, else generic). "
                                "Sets the crop grid, noise and DNG metadata.")] = None,
     arch: Annotated[str | None, typer.Option(
-        "--arch", help="Architecture of a local checkpoint: unet or liteisp.")] = None,
+        "--arch", help="Architecture of a local checkpoint: unet, liteisp or tiny.")] = None,
     backend: Annotated[str, typer.Option("--backend", help="onnx or torch.")] = "onnx",
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     provider: Annotated[list[str] | None, typer.Option(

@@ -19,7 +19,7 @@ def _size(num_bytes: int) -> str:
     return f"{num_bytes / 1e6:.1f} MB" if num_bytes >= 1e5 else f"{num_bytes / 1e3:.1f} kB"
 
 
-@app.command()
+@app.command(rich_help_panel="AIM 2022 challenge")
 @reports_errors
 def pack(
     pred: Annotated[Path, typer.Argument(help="Folder of predicted .npy files, one per validation JPEG.")],

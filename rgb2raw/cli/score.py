@@ -65,7 +65,7 @@ def summary_line(result: scoring.ScoreResult) -> str:
     return f"mean PSNR {result.psnr:.4f} dB  SSIM {result.ssim:.6f}  ({result.count} images)"
 
 
-@app.command()
+@app.command(rich_help_panel="AIM 2022 challenge")
 @reports_errors
 def score(
     pred: Annotated[Path, typer.Argument(help="Predicted .npy folder, or a submission .zip.")],

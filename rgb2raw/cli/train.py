@@ -37,7 +37,7 @@ def _is_main_rank() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-@app.command()
+@app.command(rich_help_panel="Reconstruct RAW")
 @reports_errors
 def train(
     out: Annotated[Path, typer.Option(

@@ -37,7 +37,7 @@ def _parse_exposure(text: str) -> isp.Exposure:
         raise Rgb2RawError(None, f"--exposure {text!r}: expected auto or a number of stops") from None
 
 
-@app.command()
+@app.command(rich_help_panel="Look at RAW")
 @reports_errors
 def visualize(
     raw: Annotated[list[str], typer.Argument(

@@ -22,7 +22,7 @@ from rgb2raw.errors import Rgb2RawError
 if TYPE_CHECKING:
     from torch import nn
 
-ARCHITECTURES: tuple[str, ...] = ("unet", "liteisp")
+ARCHITECTURES: tuple[str, ...] = ("unet", "liteisp", "tiny", "parametric")
 
 # Keys under which training scripts commonly nest the weights, tried in this order.
 # MiAlgo saves {"state_dict_model": ...}; the official baseline saves the bare state dict.
@@ -39,6 +39,17 @@ def build_net(arch: str, **kwargs: Any) -> nn.Module:
         from rgb2raw.nets.liteisp import LiteISPNetS
 
         return LiteISPNetS(**kwargs)
+    if arch == "tiny":
+        from rgb2raw.nets.tiny import TinyReverseISP
+
+        return TinyReverseISP(**kwargs)
+    if arch == "parametric":  # needs camera=<name or CameraProfile>; has no weights to learn
+        from rgb2raw.cameras import CameraProfile, get_camera
+        from rgb2raw.nets.parametric import ParametricInverseISP
+
+        camera = kwargs.pop("camera", "generic")
+        profile = camera if isinstance(camera, CameraProfile) else get_camera(str(camera))
+        return ParametricInverseISP(profile, **kwargs)
     raise Rgb2RawError(
         None, f"unknown architecture {arch!r}; expected one of: {', '.join(ARCHITECTURES)}"
     )

@@ -23,14 +23,10 @@ from rgb2raw.train.config import TrainConfig
 
 
 def build_model(arch: str, net_kwargs: dict[str, Any] | None = None) -> nn.Module:
-    """A fresh network: our `TinyReverseISP` for ``tiny``, else `rgb2raw.nets.build_net`."""
+    """A fresh network of `arch` with the keyword arguments a config or checkpoint recorded."""
     kwargs = dict(net_kwargs or {})
     # JSON/state files hold tuples as lists; the nets take tuples of widths.
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
-    if arch == "tiny":
-        from rgb2raw.nets.tiny import TinyReverseISP
-
-        return TinyReverseISP(**kwargs)
     from rgb2raw.nets import build_net
 
     return build_net(arch, **kwargs)
