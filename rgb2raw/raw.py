@@ -11,10 +11,12 @@ since unpickling runs arbitrary code. Writing is atomic (see `_atomic`).
 
 from __future__ import annotations
 
+import ast
+import functools
 import os
-import zipfile
+import struct
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 
@@ -27,29 +29,77 @@ CHALLENGE_WHITE_LEVEL = 1024.0
 UINT16_MAX = 65535
 
 
+NPY_MAGIC = b"\x93NUMPY"
+PICKLE_REFUSED = "holds pickled Python objects; refused (not plain numbers)"
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_npy_header(header: bytes, encoding: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) from a .npy header dict, parsed once per distinct header.
+
+    A folder of same-shaped files shares one header, so this costs one parse per folder.
+    `ast.literal_eval` evaluates literals only, never code.
+    """
+    fields = ast.literal_eval(header.decode(encoding))
+    if not isinstance(fields, dict) or set(fields) != {"descr", "fortran_order", "shape"}:
+        raise ValueError("malformed .npy header")
+    shape = fields["shape"]
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise ValueError("malformed .npy shape")
+    return shape, bool(fields["fortran_order"]), np.lib.format.descr_to_dtype(fields["descr"])
+
+
+def read_npy(handle: BinaryIO, label: str | os.PathLike[str]) -> np.ndarray:
+    """Read one `.npy` array from an open binary file; errors name `label`.
+
+    Equivalent to ``np.load(..., allow_pickle=False)`` for plain arrays, but it never
+    unpickles anything, says precisely what is wrong with a bad file, and reads the data
+    straight into the array (about twice as fast for the challenge's small files).
+    """
+    prefix = handle.read(8)
+    if prefix[:2] == b"PK":
+        raise Rgb2RawError(label, "is an .npz archive, expected a single .npy array")
+    if len(prefix) < 8 or prefix[:6] != NPY_MAGIC:
+        raise Rgb2RawError(label, "not a readable .npy file (no NumPy header)")
+    major = prefix[6]
+    if major not in (1, 2, 3):
+        raise Rgb2RawError(label, f"not a readable .npy file (unknown format version {major})")
+    size_field = handle.read(2 if major == 1 else 4)
+    if len(size_field) not in (2, 4):
+        raise Rgb2RawError(label, "truncated .npy file (cut inside the header)")
+    (length,) = struct.unpack("<H" if major == 1 else "<I", size_field)
+    header = handle.read(length)
+    if len(header) != length:
+        raise Rgb2RawError(label, "truncated .npy file (cut inside the header)")
+    try:
+        shape, fortran_order, dtype = _parse_npy_header(header, "utf8" if major == 3 else "latin1")
+    except (ValueError, SyntaxError, TypeError, KeyError, MemoryError, RecursionError):
+        raise Rgb2RawError(label, "not a readable .npy file (malformed header)") from None
+    if dtype.hasobject:
+        raise Rgb2RawError(label, PICKLE_REFUSED)
+    array = np.empty(shape, dtype, order="F" if fortran_order else "C")
+    target = array.reshape(-1, order="A").view(np.uint8)  # the array's memory, as bytes
+    filled = 0
+    while filled < array.nbytes:
+        got = handle.readinto(target[filled:])
+        if not got:
+            raise Rgb2RawError(label, f"truncated .npy file ({filled} of {array.nbytes} data bytes)")
+        filled += got
+    return array
+
+
 def load_npy(path: str | os.PathLike[str]) -> np.ndarray:
     """Load a `.npy` file as stored, refusing pickles and naming the file in every error."""
     path = Path(path)
-    if not path.exists():
-        raise Rgb2RawError(path, "no such file")
-    if path.is_dir():
-        raise Rgb2RawError(path, "is a folder, expected a .npy file")
-    with path.open("rb") as handle:
-        magic = handle.read(6)
-    # np.load treats any file without the .npy magic as a pickle; say what it really is.
-    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):
-        raise Rgb2RawError(path, "not a readable .npy file (no NumPy header)")
     try:
-        array = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise Rgb2RawError(path, "holds pickled Python objects; refused (not plain numbers)") from None
-        raise Rgb2RawError(path, f"not a readable .npy file ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise Rgb2RawError(path, f"not a readable .npy file ({exc})") from None
-    if not isinstance(array, np.ndarray):  # an .npz archive
-        raise Rgb2RawError(path, "is an .npz archive, expected a single .npy array")
-    return array
+        with path.open("rb") as handle:
+            return read_npy(handle, path)
+    except FileNotFoundError:
+        raise Rgb2RawError(path, "no such file") from None
+    except IsADirectoryError:
+        raise Rgb2RawError(path, "is a folder, expected a .npy file") from None
+    except OSError as exc:
+        raise Rgb2RawError(path, f"cannot read ({exc.strerror or exc})") from None
 
 
 def raw_layout(shape: tuple[int, ...]) -> RawLayout:

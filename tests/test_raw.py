@@ -68,8 +68,12 @@ def test_unreadable_files_name_the_file(tmp_path: Path, content, message) -> Non
 def test_truncated_npy_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "cut.npy"
     np.save(path, np.zeros((8, 8, 4), np.uint16))
-    path.write_bytes(path.read_bytes()[:-50])
-    with pytest.raises(Rgb2RawError, match="not a readable"):
+    data = path.read_bytes()
+    path.write_bytes(data[:-50])
+    with pytest.raises(Rgb2RawError, match="truncated"):
+        read_raw(path)
+    path.write_bytes(data[:20])
+    with pytest.raises(Rgb2RawError, match="truncated"):
         read_raw(path)
 
 
@@ -128,3 +132,50 @@ def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
 
     write_raw(tmp_path / "a.npy", np.zeros((2, 2, 4)))
     assert stat.S_IMODE((tmp_path / "a.npy").stat().st_mode) == 0o666 & ~_atomic._UMASK
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(24, dtype=np.uint16).reshape(2, 3, 4),
+        np.asfortranarray(np.arange(24, dtype=np.float32).reshape(4, 6)),
+        np.arange(6, dtype=">u2").reshape(3, 2),  # big-endian
+        np.zeros((0, 4), dtype=np.float64),
+        np.array(3.5),
+        np.zeros(3, dtype=[("a", "<u2"), ("b", "<f4")]),  # structured, no objects
+    ],
+)
+def test_load_npy_matches_numpy(tmp_path: Path, array: np.ndarray) -> None:
+    np.save(tmp_path / "a.npy", array)
+    loaded = load_npy(tmp_path / "a.npy")
+    expected = np.load(tmp_path / "a.npy", allow_pickle=False)
+    assert loaded.dtype == expected.dtype and loaded.shape == expected.shape
+    np.testing.assert_array_equal(loaded, expected)
+    assert loaded.flags.writeable
+
+
+def test_load_npy_reads_format_version_2(tmp_path: Path) -> None:
+    array = np.arange(8, dtype=np.uint16).reshape(2, 4)
+    with (tmp_path / "v2.npy").open("wb") as handle:
+        np.lib.format.write_array(handle, array, version=(2, 0))
+    np.testing.assert_array_equal(load_npy(tmp_path / "v2.npy"), array)
+
+
+def test_structured_arrays_with_objects_and_npz_are_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "obj.npy", np.zeros(2, dtype=[("a", "O")]), allow_pickle=True)
+    with pytest.raises(Rgb2RawError, match="pickled"):
+        load_npy(tmp_path / "obj.npy")
+    np.savez(tmp_path / "two.npz", a=np.zeros(2))
+    with pytest.raises(Rgb2RawError, match="npz"):
+        load_npy(tmp_path / "two.npz")
+    with pytest.raises(Rgb2RawError, match="is a folder"):
+        load_npy(tmp_path)
+
+
+def test_a_malformed_header_is_refused(tmp_path: Path) -> None:
+    header = b"{'descr': '<u2', 'fortran_order': False, 'shape': (2, -1), }"
+    header += b" " * (63 - len(header) % 64) + b"\n"
+    payload = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + b"\x00" * 8
+    (tmp_path / "bad.npy").write_bytes(payload)
+    with pytest.raises(Rgb2RawError, match="malformed header"):
+        load_npy(tmp_path / "bad.npy")
