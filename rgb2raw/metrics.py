@@ -107,7 +107,10 @@ class SsimWorkspace:
         self.mean_y = np.empty(plane)
         self.filt_sum_sq = np.empty(plane)
         self.filt_product = np.empty(plane)
-        self.scratch = [np.empty(plane) for _ in range(4)]
+        # The SSIM map is only averaged inside the border crop, so everything after the
+        # filters works on that interior alone.
+        interior = (max(height - 2 * SSIM_CROP, 0), max(width - 2 * SSIM_CROP, 0))
+        self.scratch = [np.empty(interior) for _ in range(4)]
 
     def _filter(self, src: np.ndarray, dst: np.ndarray) -> None:
         cv2.sepFilter2D(src, cv2.CV_64F, _KERNEL, _KERNEL, dst=dst, borderType=cv2.BORDER_REFLECT)
@@ -124,21 +127,26 @@ class SsimWorkspace:
         self._filter(self.sum_sq, self.filt_sum_sq)
         self._filter(self.product, self.filt_product)
 
+        crop = SSIM_CROP
+        inner = (slice(crop, -crop), slice(crop, -crop))
+        mean_x, mean_y = self.mean_x[inner], self.mean_y[inner]
         means_sq, means_prod, numerator, denominator = self.scratch
-        cv2.multiply(self.mean_x, self.mean_x, dst=means_sq)
-        cv2.accumulateSquare(self.mean_y, means_sq)  # ux^2 + uy^2
-        cv2.multiply(self.mean_x, self.mean_y, dst=means_prod)  # ux * uy
+        cv2.multiply(mean_x, mean_x, dst=means_sq)
+        cv2.accumulateSquare(mean_y, means_sq)  # ux^2 + uy^2
+        cv2.multiply(mean_x, mean_y, dst=means_prod)  # ux * uy
         # (var_x + var_y + C2) and (2 cov_xy + C2), each in one pass; (a*1 + b*-1) + c is
         # exactly (a - b) + c in IEEE arithmetic, as is (a*2 + b*-2) == 2 * (a - b).
-        cv2.addWeighted(self.filt_sum_sq, 1.0, means_sq, -1.0, c2, dst=denominator)
-        cv2.addWeighted(self.filt_product, 2.0, means_prod, -2.0, c2, dst=numerator)
+        cv2.addWeighted(self.filt_sum_sq[inner], 1.0, means_sq, -1.0, c2, dst=denominator)
+        cv2.addWeighted(self.filt_product[inner], 2.0, means_prod, -2.0, c2, dst=numerator)
         cv2.addWeighted(means_prod, 2.0, means_prod, 0.0, c1, dst=means_prod)  # 2 ux uy + C1
         np.add(means_sq, c1, out=means_sq)  # ux^2 + uy^2 + C1
-        cv2.multiply(numerator, means_prod, dst=numerator)
-        cv2.multiply(denominator, means_sq, dst=denominator)
+        # The map is (luminance term) * (contrast-structure term); its mean is their dot
+        # product over the pixel count, which saves two full passes over the planes. The
+        # reordering changes results by rounding only (~1e-16 relative).
+        cv2.divide(means_prod, means_sq, dst=means_prod)
         cv2.divide(numerator, denominator, dst=numerator)
-        crop = SSIM_CROP
-        return float(numerator[crop:-crop, crop:-crop].mean())
+        # einsum, not np.vdot: BLAS would start its own threads inside our worker threads.
+        return float(np.einsum("ij,ij->", means_prod, numerator)) / numerator.size
 
     def psnr_ssim(self, pred: np.ndarray, gt: np.ndarray, data_range: float) -> tuple[float, float]:
         """(PSNR, SSIM) of one image pair; see the module docstring."""
