@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import ast
 import functools
+import io
 import os
 import struct
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -49,7 +50,7 @@ def _parse_npy_header(header: bytes, encoding: str) -> tuple[tuple[int, ...], bo
     return shape, bool(fields["fortran_order"]), np.lib.format.descr_to_dtype(fields["descr"])
 
 
-def read_npy(handle: BinaryIO, label: str | os.PathLike[str]) -> np.ndarray:
+def read_npy(handle: io.BufferedIOBase, label: str | os.PathLike[str]) -> np.ndarray:
     """Read one `.npy` array from an open binary file; errors name `label`.
 
     Equivalent to ``np.load(..., allow_pickle=False)`` for plain arrays, but it never
