@@ -79,7 +79,7 @@ def read_npy(handle: io.BufferedIOBase, label: str | os.PathLike[str]) -> np.nda
     if dtype.hasobject:
         raise Rgb2RawError(label, PICKLE_REFUSED)
     array = np.empty(shape, dtype, order="F" if fortran_order else "C")
-    target = memoryview(array.reshape(-1, order="A").view(np.uint8))  # the array's memory
+    target = array.reshape(-1, order="A").view(np.uint8).data  # the array's memory
     filled = 0
     while filled < array.nbytes:
         got = handle.readinto(target[filled:])
