@@ -24,6 +24,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from rgb2raw._atomic import atomic_write
 from rgb2raw.errors import Rgb2RawError
 
 log = logging.getLogger("rgb2raw")
@@ -198,3 +199,25 @@ def read_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXE
     except OSError as exc:
         raise Rgb2RawError(path, f"cannot read ({exc.strerror})") from None
     return decode_rgb(data, name=path, max_pixels=max_pixels, orientation=orientation, even=even)
+
+
+def write_rgb(path: str | os.PathLike[str], rgb_uint8: np.ndarray, *, overwrite: bool = False,
+              jpeg_quality: int = 92) -> Path:
+    """Write an (H, W, 3) uint8 RGB image as PNG or JPEG (by suffix), atomically.
+
+    An existing file is kept (Rgb2RawError) unless `overwrite`.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".jpg", ".jpeg"):
+        raise Rgb2RawError(path, "write images as .png or .jpg")
+    params = [] if suffix == ".png" else [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+    ok, encoded = cv2.imencode(suffix, cv2.cvtColor(rgb_uint8, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise Rgb2RawError(path, f"{suffix[1:].upper()} encoding failed")
+    try:
+        with atomic_write(path, overwrite=overwrite) as handle:
+            handle.write(encoded.tobytes())
+    except FileExistsError:
+        raise Rgb2RawError(path, "already exists (use --overwrite to replace it)") from None
+    return path

@@ -18,8 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rgb2raw._atomic import atomic_write
 from rgb2raw.errors import Rgb2RawError
+from rgb2raw.rgb import write_rgb
 
 # Classic 24-patch ColorChecker, sRGB 8-bit, row by row (4 rows of 6).
 COLORCHECKER_SRGB = (
@@ -58,20 +58,7 @@ def make_chart(width: int = 1008, height: int = 756) -> np.ndarray:
 def write_chart(path: str | os.PathLike[str], *, width: int = 1008, height: int = 756,
                 overwrite: bool = False, quality: int = 92) -> Path:
     """Write the chart as a JPEG (or PNG, by suffix), atomically; refuse to overwrite."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".jpg", ".jpeg", ".png"):
-        raise Rgb2RawError(path, "write the sample as .jpg or .png")
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if suffix != ".png" else []
-    ok, encoded = cv2.imencode(suffix, cv2.cvtColor(make_chart(width, height), cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise Rgb2RawError(path, "could not encode the sample image")
-    try:
-        with atomic_write(path, overwrite=overwrite) as handle:
-            handle.write(encoded.tobytes())
-    except FileExistsError:
-        raise Rgb2RawError(path, "already exists (pass --overwrite to replace it)") from None
-    return path
+    return write_rgb(path, make_chart(width, height), overwrite=overwrite, jpeg_quality=quality)
 
 
 def main(argv: list[str] | None = None) -> int:

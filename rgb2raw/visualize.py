@@ -18,7 +18,6 @@ in the data, not two different auto white balances.
 from __future__ import annotations
 
 import glob
-import importlib
 import logging
 import os
 from collections.abc import Sequence
@@ -28,12 +27,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rgb2raw import isp
-from rgb2raw._atomic import atomic_write
+from rgb2raw import isp, metrics
 from rgb2raw.cameras import CameraProfile
 from rgb2raw.errors import Rgb2RawError
 from rgb2raw.raw import CHALLENGE_WHITE_LEVEL, read_raw
-from rgb2raw.rgb import IMAGE_SUFFIXES, read_rgb
+from rgb2raw.rgb import IMAGE_SUFFIXES, read_rgb, write_rgb
 
 log = logging.getLogger("rgb2raw")
 
@@ -173,43 +171,9 @@ def plan(
     return jobs
 
 
-# ---------------------------------------------------------------------------------------------
-# Metrics (the official-semantics module when it is there)
-# ---------------------------------------------------------------------------------------------
-
-
 def _scores(pred01: np.ndarray, gt01: np.ndarray) -> tuple[float, float]:
-    """PSNR and SSIM of [0, 1] packed RAW with rgb2raw.metrics, or a local stand-in."""
-    try:
-        metrics = importlib.import_module("rgb2raw.metrics")
-    except ModuleNotFoundError as exc:
-        if exc.name != "rgb2raw.metrics":  # the module exists but is broken: say so
-            raise
-        return _fallback_psnr(pred01, gt01), _fallback_ssim(pred01, gt01)
-    return float(metrics.psnr(pred01, gt01)), float(metrics.ssim(pred01, gt01))
-
-
-def _fallback_psnr(pred: np.ndarray, gt: np.ndarray) -> float:
-    mse = float(np.mean((pred.astype(np.float64) - gt.astype(np.float64)) ** 2))
-    return 999.0 if mse == 0 else 10.0 * float(np.log10(1.0 / mse))
-
-
-def _fallback_ssim(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Gaussian SSIM (sigma 1.5, 13 taps, reflect), mean over channels, 5-pixel border cut."""
-
-    def blur(x: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(x, (13, 13), 1.5, borderType=cv2.BORDER_REFLECT)
-
-    c1, c2 = 0.01**2, 0.03**2
-    values = []
-    for channel in range(pred.shape[-1]):
-        x = pred[..., channel].astype(np.float64)
-        y = gt[..., channel].astype(np.float64)
-        mx, my = blur(x), blur(y)
-        vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-        ssim_map = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-        values.append(ssim_map[5:-5, 5:-5].mean())
-    return float(np.mean(values))
+    """PSNR and SSIM of [0, 1] packed RAW, as the challenge's scorer computes them."""
+    return metrics.psnr(pred01, gt01), metrics.ssim(pred01, gt01)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,18 +287,6 @@ def compose_panel(tiles: Sequence[tuple[str, np.ndarray]], caption: str,
 # ---------------------------------------------------------------------------------------------
 
 
-def write_png(path: Path, rgb_uint8: np.ndarray, *, overwrite: bool) -> None:
-    """Encode an RGB uint8 image as PNG and write it atomically."""
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb_uint8, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise Rgb2RawError(path, "PNG encoding failed")
-    try:
-        with atomic_write(path, overwrite=overwrite) as handle:
-            handle.write(encoded.tobytes())
-    except FileExistsError:
-        raise Rgb2RawError(path, "already exists (use --overwrite to replace it)") from None
-
-
 def run_job(
     job: VisualizeJob,
     camera: CameraProfile,
@@ -363,7 +315,7 @@ def run_job(
     exposure_ev = isp.resolve_exposure(reference, gains, exposure)
     raw_render = isp.render(raw_dn, camera, wb=gains, exposure=exposure_ev)
     if job.rgb is None and gt_dn is None:
-        write_png(job.output, raw_render, overwrite=overwrite)
+        write_rgb(job.output, raw_render, overwrite=overwrite)
         return VisualizeResult(job.output, raw_render.shape[1], raw_render.shape[0])
 
     tile_h, tile_w = raw_render.shape[:2]
@@ -393,5 +345,5 @@ def run_job(
         caption = (f"{job.raw.stem}   PSNR {psnr:.2f} dB   SSIM {ssim:.4f}   "
                    f"(DN / {scale:g}; error scale in DN)   camera {camera.name}")
     panel = compose_panel(tiles, caption, bar)
-    write_png(job.output, panel, overwrite=overwrite)
+    write_rgb(job.output, panel, overwrite=overwrite)
     return VisualizeResult(job.output, panel.shape[1], panel.shape[0], psnr, ssim)

@@ -139,3 +139,17 @@ def test_image_size_reads_headers_only() -> None:
     for suffix in (".jpg", ".png", ".tif", ".bmp"):
         ok, encoded = cv2.imencode(suffix, gradient(10, 14))
         assert image_size(encoded.tobytes()) == (14, 10), suffix
+
+
+def test_write_rgb_round_trips_and_keeps_existing_files(tmp_path: Path) -> None:
+    from rgb2raw.rgb import write_rgb
+
+    image = gradient(6, 8)[..., ::-1].copy()  # RGB
+    path = write_rgb(tmp_path / "a.png", image)
+    np.testing.assert_allclose(read_rgb(path), image / 255, atol=1e-6)
+    with pytest.raises(Rgb2RawError, match="already exists"):
+        write_rgb(path, np.zeros_like(image))
+    write_rgb(path, np.zeros_like(image), overwrite=True)
+    assert read_rgb(path).max() == 0
+    with pytest.raises(Rgb2RawError, match=r"\.png or \.jpg"):
+        write_rgb(tmp_path / "a.gif", image)
