@@ -203,6 +203,10 @@ class ModelContract:
     size_multiple: int = 1
     #: Run on the whole image only (no tiles, no flips): the output depends on frame position.
     full_frame: bool = False
+    #: Receptive-field radius in RGB pixels beyond an output's 2x2 block; None: unknown.
+    context: int | None = None
+    #: Peak forward-pass memory per RGB pixel (sizes the auto tile); None: a CNN's estimate.
+    bytes_per_pixel: int | None = None
     #: Output v in [0, 1] means black_level + v * (white_level - black_level) DN.
     black_level: float = 0.0
     white_level: float = 1024.0
@@ -211,7 +215,8 @@ class ModelContract:
     @classmethod
     def from_card(cls, card: ModelCard) -> ModelContract:
         return cls(name=card.name, rgb_range=card.rgb_range, size_multiple=card.size_multiple,
-                   full_frame=card.full_frame, black_level=float(card.black_level),
+                   full_frame=card.full_frame, context=card.context,
+                   bytes_per_pixel=card.bytes_per_pixel, black_level=float(card.black_level),
                    white_level=float(card.white_level), camera=card.camera)
 
 

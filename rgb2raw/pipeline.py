@@ -51,7 +51,9 @@ class RunSettings:
 
     #: Tile side in RGB pixels; 0 picks one from free memory; -1 runs the whole image at once.
     tile: int = 0
-    overlap: int = tiling.DEFAULT_OVERLAP
+    #: Tile overlap in RGB pixels; None: what the model needs (its card's context, stitched
+    #: exactly), or `tiling.DEFAULT_OVERLAP` with blending when the context is unknown.
+    overlap: int | None = None
     #: Tiles per backend call.
     batch_size: int = 1
     #: Self-ensemble passes: 1 (off), 2, 4 or 8.
@@ -66,7 +68,9 @@ def _tile_for(model: LoadedModel, settings: RunSettings) -> int | tuple[int, int
     if fixed is not None:  # a graph exported for one input size: tiles of exactly that size
         return int(fixed[0]), int(fixed[1])
     if settings.tile == 0:
-        return tiling.auto_tile_size(model.contract.size_multiple, batch_size=settings.batch_size)
+        bytes_per_pixel = model.contract.bytes_per_pixel or tiling.DEFAULT_BYTES_PER_PIXEL
+        return tiling.auto_tile_size(model.contract.size_multiple, batch_size=settings.batch_size,
+                                     bytes_per_pixel=bytes_per_pixel)
     return settings.tile
 
 
@@ -90,7 +94,8 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
     def predict_one(image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
         plan = tiling.plan_tiles(height, width, tile=_tile_for(model, settings),
-                                 overlap=settings.overlap, size_multiple=contract.size_multiple)
+                                 overlap=settings.overlap, size_multiple=contract.size_multiple,
+                                 context=contract.context)
         return tiling.infer_tiled(image, run_batch, plan, batch_size=settings.batch_size,
                                   on_tiles=on_tiles)
 

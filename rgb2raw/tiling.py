@@ -15,6 +15,13 @@ equal to the untiled one:
 * Outputs are accumulated in float32 as ``sum(weight * output)`` and ``sum(weight)`` in two
   output-sized arrays and divided once at the end; rounding to integers happens later, once.
 
+A model whose receptive field is known (its card's ``context``: how far, in RGB pixels, an output
+block's inputs reach beyond the block) needs no blending: tiles overlap by twice the context and
+each output pixel is taken from the one tile that owns it, a tile owning only pixels at least
+``context`` away from its inner edges. That is exact (tiled == untiled, bit for bit) and costs
+no weight map; a pixel-wise model (context 0) gets tiles that do not overlap at all, written
+straight into the output.
+
 An image whose side is not a multiple of the size multiple is treated as if reflect-padded at
 its bottom and right to the next multiple (exactly what the untiled path does), and the extra
 output is cropped away. Only the tiles touching that border are padded, one at a time.
@@ -68,10 +75,15 @@ class AxisPlan:
 
 @dataclass(frozen=True)
 class TilePlan:
-    """Where the tiles of one (height, width) image go."""
+    """Where the tiles of one (height, width) image go.
+
+    `exact`: the overlap covers the model's known context, so tiles are stitched by ownership
+    (see `axis_owned`) instead of blended.
+    """
 
     rows: AxisPlan
     cols: AxisPlan
+    exact: bool = False
 
     @property
     def tile_shape(self) -> tuple[int, int]:
@@ -113,13 +125,29 @@ def plan_axis(length: int, tile: int, overlap: int, multiple: int) -> AxisPlan:
     return AxisPlan(length, padded, tile, overlap, tuple(starts))
 
 
-def plan_tiles(height: int, width: int, *, tile: int | tuple[int, int], overlap: int = DEFAULT_OVERLAP,
-               size_multiple: int = 1) -> TilePlan:
-    """Plan tiles for an (height, width) RGB image; `tile` <= 0 means one tile (untiled)."""
+def context_overlap(context: int, multiple: int) -> int:
+    """The smallest overlap (RGB pixels, a multiple of `multiple`) that lets tiles of a model
+    with receptive-field radius `context` be stitched exactly: twice the context, made even."""
+    return round_up(2 * round_up(max(0, context), 2), multiple)
+
+
+def plan_tiles(height: int, width: int, *, tile: int | tuple[int, int],
+               overlap: int | None = None, size_multiple: int = 1,
+               context: int | None = None) -> TilePlan:
+    """Plan tiles for an (height, width) RGB image; `tile` <= 0 means one tile (untiled).
+
+    `context` is the model's receptive-field radius (None: unknown). `overlap` None picks what
+    the model needs: `context_overlap` when the context is known, else `DEFAULT_OVERLAP`. The
+    plan is exact (stitched, not blended) whenever the overlap covers a known context.
+    """
     multiple = tile_multiple(size_multiple)
+    needed = None if context is None else context_overlap(context, multiple)
+    if overlap is None:
+        overlap = DEFAULT_OVERLAP if needed is None else needed
     tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile
+    exact = needed is not None and round_up(max(0, overlap), multiple) >= needed
     return TilePlan(plan_axis(height, tile_h, overlap, multiple),
-                    plan_axis(width, tile_w, overlap, multiple))
+                    plan_axis(width, tile_w, overlap, multiple), exact=exact)
 
 
 def axis_window(axis: AxisPlan, index: int) -> np.ndarray:
@@ -147,6 +175,24 @@ def axis_window(axis: AxisPlan, index: int) -> np.ndarray:
     return weights
 
 
+def axis_owned(axis: AxisPlan, index: int) -> slice:
+    """The part of tile `index`'s output (packed resolution, tile coordinates) it owns.
+
+    Neighbouring tiles split their overlap at an even offset near its middle, so every pixel is
+    owned by exactly one tile and lies at least half the overlap, rounded down to even, from
+    the owning tile's inner edges: with an overlap of `context_overlap`, at least the context.
+    """
+    starts = axis.starts
+
+    def boundary(i: int) -> int:  # RGB offset where tile i takes over from tile i - 1
+        shared = starts[i - 1] + axis.tile - starts[i]
+        return starts[i] + (shared // 2 - (shared // 2) % 2)
+
+    low = 0 if index == 0 else boundary(index) - starts[index]
+    high = axis.tile if index == len(starts) - 1 else boundary(index + 1) - starts[index]
+    return slice(low // 2, high // 2)
+
+
 def extract_tile(rgb: np.ndarray, y: int, x: int, tile_h: int, tile_w: int) -> np.ndarray:
     """The (tile_h, tile_w, 3) tile at (y, x), reflect-padded where it passes the border."""
     height, width = rgb.shape[:2]
@@ -160,20 +206,45 @@ def extract_tile(rgb: np.ndarray, y: int, x: int, tile_h: int, tile_w: int) -> n
 def infer_tiled(rgb: np.ndarray, run_batch: BatchRunner, plan: TilePlan, *,
                 batch_size: int = 1,
                 on_tiles: Callable[[int], None] | None = None) -> np.ndarray:
-    """Run `run_batch` over the tiles of `rgb` (H, W, 3) and blend: float32 (H/2, W/2, 4).
+    """Run `run_batch` over the tiles of `rgb` (H, W, 3): float32 (H/2, W/2, 4).
 
     Tiles go to the runner `batch_size` at a time as (N, 3, h, w) float32; `on_tiles(n)` is
-    called after each batch with the number of tiles done in it. Peak memory beyond the input
-    and the output is two accumulators (the output itself and an (H/2, W/2) weight map) plus
-    one batch of tiles.
+    called after each batch with the number of tiles done in it. An exact plan copies each
+    tile's owned part into the output; otherwise tiles are blended, which costs two
+    accumulators (the output itself and an (H/2, W/2) weight map). Either way peak memory
+    beyond the input and the output is one batch of tiles (and the weight map).
     """
     height, width = rgb.shape[:2]
     out_h, out_w = height // 2, width // 2
-    accum = np.zeros((out_h, out_w, 4), dtype=np.float32)
-    weight_sum = np.zeros((out_h, out_w), dtype=np.float32)
     tile_h, tile_w = plan.tile_shape
-    row_windows = [axis_window(plan.rows, i) for i in range(len(plan.rows.starts))]
-    col_windows = [axis_window(plan.cols, j) for j in range(len(plan.cols.starts))]
+    if plan.exact:
+        # Every pixel is written exactly once, so the output needs no initialisation.
+        accum = np.empty((out_h, out_w, 4), dtype=np.float32)
+        row_owned = [axis_owned(plan.rows, i) for i in range(len(plan.rows.starts))]
+        col_owned = [axis_owned(plan.cols, j) for j in range(len(plan.cols.starts))]
+    else:
+        accum = np.zeros((out_h, out_w, 4), dtype=np.float32)
+        weight_sum = np.zeros((out_h, out_w), dtype=np.float32)
+        row_windows = [axis_window(plan.rows, i) for i in range(len(plan.rows.starts))]
+        col_windows = [axis_window(plan.cols, j) for j in range(len(plan.cols.starts))]
+
+    def place(i: int, j: int, y: int, x: int, output: np.ndarray) -> None:
+        """Copy the owned part of one (4, h, w) tile output into the output."""
+        oy, ox = y // 2, x // 2
+        rows, cols = row_owned[i], col_owned[j]
+        rows = slice(rows.start, min(rows.stop, out_h - oy))  # the padded border is cropped
+        cols = slice(cols.start, min(cols.stop, out_w - ox))
+        accum[oy + rows.start: oy + rows.stop, ox + cols.start: ox + cols.stop] = (
+            output[:, rows, cols].transpose(1, 2, 0))
+
+    def blend(i: int, j: int, y: int, x: int, output: np.ndarray) -> None:
+        """Add one (4, h, w) tile output, weighted by its window, to the accumulators."""
+        oy, ox = y // 2, x // 2
+        keep_h, keep_w = min(tile_h // 2, out_h - oy), min(tile_w // 2, out_w - ox)
+        window = np.outer(row_windows[i][:keep_h], col_windows[j][:keep_w])
+        accum[oy: oy + keep_h, ox: ox + keep_w] += (
+            output[:, :keep_h, :keep_w].transpose(1, 2, 0) * window[..., None])
+        weight_sum[oy: oy + keep_h, ox: ox + keep_w] += window
 
     def flush(pending: list[tuple[int, int, int, int]], batch: np.ndarray) -> None:
         outputs = np.asarray(run_batch(batch), dtype=np.float32)
@@ -181,12 +252,7 @@ def infer_tiled(rgb: np.ndarray, run_batch: BatchRunner, plan: TilePlan, *,
         if outputs.shape != expected:
             raise ValueError(f"the model returned shape {outputs.shape}, expected {expected}")
         for (i, j, y, x), output in zip(pending, outputs, strict=True):
-            oy, ox = y // 2, x // 2
-            keep_h, keep_w = min(tile_h // 2, out_h - oy), min(tile_w // 2, out_w - ox)
-            window = np.outer(row_windows[i][:keep_h], col_windows[j][:keep_w])
-            accum[oy: oy + keep_h, ox: ox + keep_w] += (
-                output[:, :keep_h, :keep_w].transpose(1, 2, 0) * window[..., None])
-            weight_sum[oy: oy + keep_h, ox: ox + keep_w] += window
+            (place if plan.exact else blend)(i, j, y, x, output)
         if on_tiles is not None:
             on_tiles(len(pending))
 
@@ -201,8 +267,9 @@ def infer_tiled(rgb: np.ndarray, run_batch: BatchRunner, plan: TilePlan, *,
             pending = []
     if pending:
         flush(pending, batch[: len(pending)])
-    # Every pixel has a positive weight (see axis_window); divide in place, no extra array.
-    accum /= weight_sum[..., None]
+    if not plan.exact:
+        # Every pixel has a positive weight (see axis_window); divide in place, no extra array.
+        accum /= weight_sum[..., None]
     return accum
 
 
@@ -244,7 +311,9 @@ __all__ = [
     "TilePlan",
     "auto_tile_size",
     "available_memory",
+    "axis_owned",
     "axis_window",
+    "context_overlap",
     "extract_tile",
     "infer_tiled",
     "plan_axis",

@@ -81,6 +81,12 @@ class ModelCard:
     input_size: tuple[int, int] | None = None
     #: Needs the whole frame (the 6x8 crops stitched back), e.g. a learned lens-shading mask.
     full_frame: bool = False
+    #: How far, in RGB pixels, the inputs an output 2x2 block depends on reach beyond the block
+    #: (its receptive field's radius): 0 for a pixel-wise model. When known, tiles overlap just
+    #: enough and are stitched exactly, without blending; None (unknown) blends over an overlap.
+    context: int | None = None
+    #: Peak memory of a forward pass per RGB pixel, to size tiles; None assumes a CNN's 4 KiB.
+    bytes_per_pixel: int | None = None
     #: Output value v in [0, 1] maps to black_level + v * (white_level - black_level) DN.
     black_level: float = 0.0
     white_level: float = 1024.0
@@ -214,6 +220,8 @@ def card_from_dict(data: Mapping[str, Any]) -> ModelCard:
         size_multiple=int(data.get("size_multiple", 1)),
         input_size=None if input_size is None else (int(input_size[0]), int(input_size[1])),
         full_frame=bool(data.get("full_frame", False)),
+        context=_optional_int(data.get("context")),
+        bytes_per_pixel=_optional_int(data.get("bytes_per_pixel")),
         black_level=float(data.get("black_level", 0.0)),
         white_level=float(data.get("white_level", 1024.0)),
         source=str(data.get("source", "")),
@@ -224,7 +232,14 @@ def card_from_dict(data: Mapping[str, Any]) -> ModelCard:
     )
     if card.size_multiple < 1 or card.white_level <= card.black_level or card.rgb_range <= 0:
         raise ValueError("size_multiple must be >= 1, white_level > black_level, rgb_range > 0")
+    if (card.context is not None and card.context < 0) or (
+            card.bytes_per_pixel is not None and card.bytes_per_pixel < 1):
+        raise ValueError("context must be >= 0 and bytes_per_pixel >= 1 (or null: unknown)")
     return card
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _file_from_dict(data: Mapping[str, Any]) -> ModelFile:

@@ -151,3 +151,86 @@ def test_small_overlap_shows_why_the_margin_matters() -> None:
     whole = tiling.infer_tiled(rgb, run, tiling.plan_tiles(128, 128, tile=0))
     tiled = tiling.infer_tiled(rgb, run, tiling.plan_tiles(128, 128, tile=32, overlap=0))
     assert np.abs(tiled - whole).max() * 1024 > 0.5
+
+
+# ------------------------------------------------------------------ known context: exact stitching
+
+def max_filter_runner(context: int) -> tiling.BatchRunner:
+    """A model with receptive-field radius `context`: a max filter over (2c+1)^2 pixels with
+    bright padding at the tile's edges (like a CNN's zero padding, it corrupts the border), then
+    the RGGB mosaic. Max is exact in any order, so stitched tiles can equal the whole run bit for
+    bit."""
+    from scipy import ndimage
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        size = (1, 1, 2 * context + 1, 2 * context + 1)
+        filtered = ndimage.maximum_filter(batch, size=size, mode="constant", cval=2.0)
+        return mosaic_runner(filtered)
+
+    return run
+
+
+@pytest.mark.parametrize(("height", "width", "tile", "multiple", "context"),
+                         [(222, 306, 64, 2, 5), (130, 94, 32, 4, 3), (46, 66, 16, 8, 0),
+                          (100, 140, 40, 2, 0), (90, 62, 48, 16, 7)])
+def test_known_context_stitches_tiles_exactly(height: int, width: int, tile: int, multiple: int,
+                                              context: int) -> None:
+    rgb = np.random.default_rng(height).random((height, width, 3), dtype=np.float32)
+    run = max_filter_runner(context)
+    whole = tiling.infer_tiled(rgb, run, tiling.plan_tiles(height, width, tile=0,
+                                                           size_multiple=multiple))
+    plan = tiling.plan_tiles(height, width, tile=tile, size_multiple=multiple, context=context)
+    assert plan.exact and plan.count > 2
+    assert plan.rows.overlap == (0 if context == 0 else tiling.context_overlap(context, multiple))
+    tiled = tiling.infer_tiled(rgb, run, plan, batch_size=3)
+    assert tiled.shape == whole.shape == (height // 2, width // 2, 4)
+    np.testing.assert_array_equal(tiled, whole)
+
+
+def test_too_small_an_overlap_for_the_context_blends_and_is_not_exact() -> None:
+    """Sanity check of the test above: the filter's border corruption is visible when tiles do
+    not overlap by the context (the plan then falls back to blending)."""
+    rgb = np.random.default_rng(3).random((128, 128, 3), dtype=np.float32)
+    run = max_filter_runner(5)
+    whole = tiling.infer_tiled(rgb, run, tiling.plan_tiles(128, 128, tile=0))
+    plan = tiling.plan_tiles(128, 128, tile=32, overlap=4, context=5)
+    assert not plan.exact
+    assert np.abs(tiling.infer_tiled(rgb, run, plan) - whole).max() > 0.5
+
+
+@pytest.mark.parametrize(("height", "width", "multiple"), [(46, 66, 8), (30, 50, 16), (6, 10, 4)])
+def test_sides_off_the_size_multiple_are_padded_then_cropped(height: int, width: int,
+                                                              multiple: int) -> None:
+    """Reflect-padding to the multiple and cropping gives the exact mosaic, tiled or not."""
+    rgb = np.random.default_rng(width).random((height, width, 3), dtype=np.float32)
+    expected = bayer.mosaic_rgb(rgb)
+    for tile in (0, 16, 2 * multiple):
+        for context in (None, 0):
+            plan = tiling.plan_tiles(height, width, tile=tile, size_multiple=multiple,
+                                     context=context)
+            assert plan.rows.padded % multiple == 0 and plan.cols.padded % multiple == 0
+            out = tiling.infer_tiled(rgb, mosaic_runner, plan, batch_size=2)
+            assert out.shape == (height // 2, width // 2, 4)
+            np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(length=st.integers(1, 300).map(lambda n: 2 * n), tile=st.integers(8, 200),
+       context=st.integers(0, 20), size_multiple=st.sampled_from([1, 2, 4, 8, 16]))
+def test_owned_parts_partition_the_axis_away_from_inner_edges(length: int, tile: int,
+                                                              context: int,
+                                                              size_multiple: int) -> None:
+    multiple = tiling.tile_multiple(size_multiple)
+    axis = tiling.plan_axis(length, tile, tiling.context_overlap(context, multiple), multiple)
+    owner = np.full(axis.padded // 2, -1)
+    for index, start in enumerate(axis.starts):
+        owned = tiling.axis_owned(axis, index)
+        assert 0 <= owned.start < owned.stop <= axis.tile // 2
+        assert (owner[start // 2 + owned.start: start // 2 + owned.stop] == -1).all()
+        owner[start // 2 + owned.start: start // 2 + owned.stop] = index
+        # In RGB pixels, an owned 2x2 block is at least `context` from the tile's inner edges.
+        if index > 0:
+            assert 2 * owned.start >= context
+        if index < len(axis.starts) - 1:
+            assert axis.tile - 2 * owned.stop >= context
+    assert (owner >= 0).all()

@@ -118,7 +118,10 @@ def infer_command(
     tile: Annotated[int, typer.Option(
         "--tile", min=-1, help="Tile side in pixels; 0 picks one from free memory; -1: "
                                "the whole image at once.")] = 0,
-    overlap: Annotated[int, typer.Option("--overlap", min=0, help="Tile overlap in pixels.")] = 64,
+    overlap: Annotated[int | None, typer.Option(
+        "--overlap", min=0, help="Tile overlap in pixels (default: what the model's card says "
+                                 "it needs, stitched exactly; 64, blended, if it does not say).")
+                       ] = None,
     batch_size: Annotated[int, typer.Option(
         "--batch-size", min=1, help="Tiles per model call.")] = 1,
     tta: Annotated[bool, typer.Option(
