@@ -101,7 +101,10 @@ class OnnxBackend:
             raise Rgb2RawError(None, f"onnx runtime provider {', '.join(missing)} is not available "
                                      f"in this installation (available: {', '.join(available)})")
         options = ort.SessionOptions()
+        # 0: one thread per physical core (ONNX Runtime's default). Operators run one after
+        # another, each on all threads: the models are chains without parallel branches.
         options.intra_op_num_threads = max(0, int(threads))
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: the library never prints
         try:

@@ -47,6 +47,11 @@ MAX_AUTO_TILE = 1024
 # (benchmarks/bench_infer.py). Only used to choose a tile size from free memory.
 DEFAULT_BYTES_PER_PIXEL = 4096
 _MIB = 1 << 20
+# A model light enough that a tile of at least MIN_AUTO_TILE pixels keeps its whole working
+# set within this much memory gets such tiles: each operation's output is then still in the
+# CPU's last-level cache when the next one reads it. Measured with the parametric graph
+# (48 bytes/pixel) on a 32 MiB-L3 EPYC: 512-590 px tiles ran 1.5-2x faster than 1024.
+CACHE_BUDGET = 16 * _MIB
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -294,11 +299,17 @@ def auto_tile_size(size_multiple: int = 1, *, batch_size: int = 1,
     """A tile side that keeps one batch's forward pass within a quarter of free memory.
 
     Bounded to [256, 1024] pixels and a 2 GiB budget: smaller tiles waste time on overlap;
-    larger ones were slower on CPU in benchmarks (cache misses) and cost gigabytes.
+    larger ones were slower on CPU in benchmarks (cache misses) and cost gigabytes. A light
+    model whose batch fits `CACHE_BUDGET` at a side of at least 256 gets the largest side that
+    fits it (see `CACHE_BUDGET`).
     """
     free = available_memory() if memory is None else memory
     budget = min(max(free // 4, 128 * _MIB), 2048 * _MIB)
-    side = int(math.sqrt(budget / (max(1, batch_size) * bytes_per_pixel)))
+    per_pixel = max(1, batch_size) * max(1, bytes_per_pixel)
+    side = int(math.sqrt(budget / per_pixel))
+    cache_side = int(math.sqrt(CACHE_BUDGET / per_pixel))
+    if cache_side >= MIN_AUTO_TILE:
+        side = min(side, cache_side)
     side = max(MIN_AUTO_TILE, min(MAX_AUTO_TILE, side))
     multiple = tile_multiple(size_multiple)
     return max(multiple, side - side % multiple)
