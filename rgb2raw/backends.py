@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from rgb2raw.errors import Rgb2RawError
-from rgb2raw.tiling import round_up, tile_multiple
+from rgb2raw.tiling import round_up, tile_multiple, tile_workers
 
 if TYPE_CHECKING:
     from torch import nn
@@ -231,6 +231,9 @@ class LoadedModel:
     backend: Backend
     #: Holds a temporary ONNX export alive for the backend's lifetime.
     _scratch: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+    #: Tiles run at once (threads); more than 1 only for light models (`tiling.is_light`),
+    #: whose backend then runs each tile on one thread.
+    workers: int = 1
 
     @property
     def description(self) -> str:
@@ -297,8 +300,11 @@ def _load_card(card: ModelCard, *, backend: BackendName, device: Device, threads
     zoo.pull(card)
     by_format = {entry.format: zoo.file_path(card, entry) for entry in reversed(card.files)}
     if backend == "onnx" and "onnx" in by_format:
-        return LoadedModel(contract, OnnxBackend(by_format["onnx"], device=device, threads=threads,
-                                                 providers=providers))
+        # A light model on the CPU spends the threads on tiles in parallel, one thread each.
+        workers = tile_workers(card.bytes_per_pixel, threads) if device == "cpu" else 1
+        return LoadedModel(contract, OnnxBackend(by_format["onnx"], device=device,
+                                                 threads=1 if workers > 1 else threads,
+                                                 providers=providers), workers=workers)
     if "torch" not in by_format:
         raise Rgb2RawError(None, f"model {card.name} has no torch weights (only onnx); "
                                  "use --backend onnx")

@@ -70,7 +70,7 @@ def _tile_for(model: LoadedModel, settings: RunSettings) -> int | tuple[int, int
     if settings.tile == 0:
         bytes_per_pixel = model.contract.bytes_per_pixel or tiling.DEFAULT_BYTES_PER_PIXEL
         return tiling.auto_tile_size(model.contract.size_multiple, batch_size=settings.batch_size,
-                                     bytes_per_pixel=bytes_per_pixel)
+                                     bytes_per_pixel=bytes_per_pixel, workers=model.workers)
     return settings.tile
 
 
@@ -97,7 +97,7 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
                                  overlap=settings.overlap, size_multiple=contract.size_multiple,
                                  context=contract.context)
         return tiling.infer_tiled(image, run_batch, plan, batch_size=settings.batch_size,
-                                  on_tiles=on_tiles)
+                                  workers=model.workers, on_tiles=on_tiles)
 
     if settings.tta > 1:
         return tta.predict_tta(rgb, predict_one, settings.tta)

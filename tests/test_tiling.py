@@ -234,3 +234,28 @@ def test_owned_parts_partition_the_axis_away_from_inner_edges(length: int, tile:
         if index < len(axis.starts) - 1:
             assert axis.tile - 2 * owned.stop >= context
     assert (owner >= 0).all()
+
+
+@pytest.mark.parametrize("context", [None, 3])
+def test_tiles_in_parallel_give_the_same_output(context: int | None) -> None:
+    rgb = np.random.default_rng(9).random((150, 206, 3), dtype=np.float32)
+    run = max_filter_runner(3)
+    plan = tiling.plan_tiles(150, 206, tile=40, size_multiple=2, context=context)
+    assert plan.exact == (context is not None)
+    done: list[int] = []
+    serial = tiling.infer_tiled(rgb, run, plan, batch_size=2)
+    parallel = tiling.infer_tiled(rgb, run, plan, batch_size=2, workers=3, on_tiles=done.append)
+    np.testing.assert_array_equal(parallel, serial)
+    assert sum(done) == plan.count
+
+
+def test_light_models_get_parallel_cache_sized_tiles() -> None:
+    assert tiling.tile_workers(None) == 1 and tiling.tile_workers(4096, threads=4) == 1
+    assert tiling.tile_workers(48, threads=3) == 3 and tiling.tile_workers(48) >= 1
+    memory = 1 << 34
+    light = tiling.auto_tile_size(2, bytes_per_pixel=48, workers=2, memory=memory)
+    assert tiling.MIN_AUTO_TILE <= light < tiling.auto_tile_size(2, bytes_per_pixel=48,
+                                                                  memory=memory)
+    assert light * light * 48 * 2 <= tiling.CACHE_BUDGET
+    # A CNN's tiles are sized by memory alone (2 GiB at most, 4 KiB per pixel).
+    assert tiling.auto_tile_size(2, memory=memory) == 724
