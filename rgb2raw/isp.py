@@ -36,7 +36,7 @@ Exposure: TypeAlias = float | Literal["auto"]
 _WB_GAIN_RANGE = (0.5, 5.0)
 # Brooks et al.'s highlight protection starts at this (gray) level: above it the inverse gain
 # fades towards 1 so that bright whites stay bright in every RAW channel.
-_HIGHLIGHT_KNEE = 0.9
+HIGHLIGHT_KNEE = 0.9
 # Auto exposure brightens at most this many stops (phone RAW can be very dark) and never darkens.
 _AUTO_EXPOSURE_MAX_EV = 3.0
 _AUTO_EXPOSURE_MEAN = 0.15  # linear mean it aims for: a little under 18 % mid-grey
@@ -138,7 +138,7 @@ def safe_inverse_gains(rgb_linear: np.ndarray, gains: Sequence[float]) -> np.nda
     """
     inverse = 1.0 / np.asarray(gains, dtype=np.float32)
     gray = rgb_linear.mean(axis=-1, keepdims=True)
-    weight = np.square(np.clip((gray - _HIGHLIGHT_KNEE) / (1.0 - _HIGHLIGHT_KNEE), 0.0, 1.0))
+    weight = np.square(np.clip((gray - HIGHLIGHT_KNEE) / (1.0 - HIGHLIGHT_KNEE), 0.0, 1.0))
     safe = np.maximum(weight + (1.0 - weight) * inverse, inverse)
     return (rgb_linear * safe).astype(np.float32)
 

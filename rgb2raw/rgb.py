@@ -125,6 +125,8 @@ def _to_rgb01(decoded: np.ndarray) -> np.ndarray:
         scale = 1.0
     else:
         raise ValueError(f"unsupported pixel type {decoded.dtype}")
+    if scale == 1.0 and not np.isfinite(decoded).all():
+        raise ValueError("holds NaN or infinite pixel values")
     if decoded.ndim == 2:
         decoded = cv2.cvtColor(decoded, cv2.COLOR_GRAY2RGB)
     elif decoded.shape[2] == 4:
@@ -133,7 +135,9 @@ def _to_rgb01(decoded: np.ndarray) -> np.ndarray:
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     else:
         raise ValueError(f"unsupported channel count {decoded.shape[2]}")
-    rgb = decoded.astype(np.float32) * np.float32(scale)
+    rgb = decoded.astype(np.float32)  # the one full-size float copy
+    if scale != 1.0:
+        rgb *= np.float32(scale)
     return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 

@@ -153,3 +153,15 @@ def test_write_rgb_round_trips_and_keeps_existing_files(tmp_path: Path) -> None:
     assert read_rgb(path).max() == 0
     with pytest.raises(Rgb2RawError, match=r"\.png or \.jpg"):
         write_rgb(tmp_path / "a.gif", image)
+
+
+def test_float_tiff_with_nan_is_refused(tmp_path: Path) -> None:
+    image = np.full((4, 4, 3), 0.5, np.float32)
+    image[1, 2, 0] = np.nan
+    cv2.imwrite(str(tmp_path / "nan.tif"), image)
+    with pytest.raises(Rgb2RawError, match="NaN") as info:
+        read_rgb(tmp_path / "nan.tif")
+    assert "nan.tif" in str(info.value)
+    image[1, 2, 0] = 0.25
+    cv2.imwrite(str(tmp_path / "ok.tif"), image)
+    np.testing.assert_allclose(read_rgb(tmp_path / "ok.tif")[1, 2], [0.5, 0.5, 0.25])

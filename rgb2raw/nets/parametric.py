@@ -29,7 +29,7 @@ from rgb2raw.cameras import CameraProfile
 
 # The constants of `rgb2raw.isp` (sRGB transfer curve, IEC 61966-2-1, and Brooks et al.'s
 # highlight knee), imported rather than repeated so the two versions cannot drift apart.
-from rgb2raw.isp import _HIGHLIGHT_KNEE
+from rgb2raw.isp import HIGHLIGHT_KNEE
 
 SRGB_LINEAR_THRESHOLD = 0.04045  # encoded value below which the sRGB curve is linear
 SRGB_LINEAR_SLOPE = 12.92
@@ -90,7 +90,7 @@ class ParametricInverseISP(nn.Module):
         # clipped white stays saturated in every RAW channel.
         gray = camera_rgb.mean(dim=1, keepdim=True)
         weight = torch.square(
-            torch.clamp((gray - _HIGHLIGHT_KNEE) / (1.0 - _HIGHLIGHT_KNEE), 0.0, 1.0)
+            torch.clamp((gray - HIGHLIGHT_KNEE) / (1.0 - HIGHLIGHT_KNEE), 0.0, 1.0)
         )
         safe_gains = torch.maximum(weight + (1.0 - weight) * self.inverse_gains, self.inverse_gains)
         return torch.clamp(camera_rgb * safe_gains, 0.0, 1.0)

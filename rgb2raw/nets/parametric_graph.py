@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rgb2raw.cameras import CameraProfile
-from rgb2raw.isp import _HIGHLIGHT_KNEE
+from rgb2raw.isp import HIGHLIGHT_KNEE
 
 if TYPE_CHECKING:
     from onnx import ModelProto
@@ -77,7 +77,7 @@ def build_graph(camera: CameraProfile) -> ModelProto:
     # Cast to float32 before inverting, as the torch module and `isp.safe_inverse_gains` do.
     inverse_gains = (1.0 / np.asarray(camera.wb_gains, dtype=np.float32)).astype(np.float32)
     site_gains = inverse_gains[list(SITE_CHANNELS)].reshape(4, 1)
-    knee_scale = 1.0 / (1.0 - _HIGHLIGHT_KNEE)
+    knee_scale = 1.0 / (1.0 - HIGHLIGHT_KNEE)
     constants = {
         "zero": np.float32(0.0),
         "one": np.float32(1.0),
@@ -92,7 +92,7 @@ def build_graph(camera: CameraProfile) -> ModelProto:
         "own_rows": rgb_to_cam[list(SITE_CHANNELS)].reshape(4, 1, 3),
         # Highlight weight before its clip: (mean(camera RGB) - knee) / (1 - knee).
         "mean_weights": np.full((1, 3), knee_scale / 3.0, dtype=np.float32),
-        "knee_offset": np.float32(-_HIGHLIGHT_KNEE * knee_scale),
+        "knee_offset": np.float32(-HIGHLIGHT_KNEE * knee_scale),
         "gain_base": site_gains,
         "gain_slope": np.maximum(0.0, 1.0 - site_gains).astype(np.float32),
         "batch_axis": np.array([0], dtype=np.int64),
