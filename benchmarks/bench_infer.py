@@ -266,12 +266,14 @@ def main() -> None:
                               "model": args.parametric_model, "backend": "onnx", "tile": tile,
                               "input": inputs[size], "input_name": size, "threads": threads})
         if not (args.quick or args.parametric_only):
-            for backend in ("onnx", "torch"):
-                for tile in (512, 1024):
-                    cases.append({"label": "unet (random weights)", "kind": "pipeline",
-                                  "model": unet, "arch": "unet", "backend": backend, "tile": tile,
-                                  "input": inputs["12mp"], "input_name": "12mp",
-                                  "threads": threads})
+            # 12 MP at two tile sizes; 24 MP at the smaller one (memory stays bounded).
+            for size, tiles in (("12mp", (512, 1024)), ("24mp", (512,))):
+                for backend in ("onnx", "torch"):
+                    for tile in tiles:
+                        cases.append({"label": "unet (random weights)", "kind": "pipeline",
+                                      "model": unet, "arch": "unet", "backend": backend,
+                                      "tile": tile, "input": inputs[size], "input_name": size,
+                                      "threads": threads})
         for backend in ("onnx", "torch") if not args.parametric_only else ():
             cases.append({"label": "unet, 48 crops, rgb2raw", "kind": "pipeline", "model": unet,
                           "arch": "unet", "backend": backend, "tile": 0,
