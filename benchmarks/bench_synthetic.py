@@ -4,7 +4,12 @@ Photos never used for training go through the camera simulation of `rgb2raw.trai
 (randomised unprocessing, sensor noise, forward ISP with demosaicing, JPEG) with a fixed seed,
 giving (JPEG, RAW) pairs whose RAW is known exactly. Every method sees only the JPEG and is
 scored like a challenge submission (DN rounded, clipped to [0, 1024], divided by 1024) with
-`rgb2raw.metrics` (the official PSNR/SSIM semantics). Methods:
+`rgb2raw.metrics` (the official PSNR/SSIM semantics). ``--regime`` (repeatable) picks the
+simulation ranges by name from `rgb2raw.train.simulate.REGIMES`: ``default`` (the training
+ranges of `rgb2raw train --synthetic`), ``parametric`` (exactly the parametric inverse ISP's
+assumptions: no tone or exposure change, the camera's daylight white balance, ISO 50) and
+``harsh`` (JPEG quality 60-80, ISO 200-1600, milder tone/white-balance/exposure spread).
+Methods:
 
 - ``naive``: the JPEG sampled onto the RGGB grid as [0, 1] of 1024 (the sample submission);
 - ``parametric``: the camera's bundled offline default (``parametric-<camera>``, via the same
@@ -17,7 +22,8 @@ sample photos (``pip install scikit-image``; used by this benchmark and the trai
 only, never by rgb2raw itself). ``--write-photos DIR --split train`` writes the training part
 for `rgb2raw train --synthetic DIR`.
 
-    python benchmarks/bench_synthetic.py --camera s7 --camera p20 --model tiny=runs/tiny-s7
+    python benchmarks/bench_synthetic.py --regime default --regime parametric --regime harsh \
+        --model learned=runs/learned-{camera}
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import numpy as np
 from rgb2raw import bayer, metrics
 from rgb2raw.cameras import get_camera
 from rgb2raw.train.data import Levels, SyntheticDataset, load_photo
+from rgb2raw.train.simulate import REGIMES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # scikit-image sample photos (licences from their docstrings: public domain or CC0). The test
@@ -87,12 +94,13 @@ def _shrink(rgb: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def make_pairs(photos: list[tuple[str, np.ndarray]], camera_name: str, per_photo: int,
-               crop: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The fixed (JPEG uint8, RAW DN) benchmark pairs for one camera."""
+               crop: int, regime: str = "default") -> list[tuple[np.ndarray, np.ndarray]]:
+    """The fixed (JPEG uint8, RAW DN) benchmark pairs for one camera and simulation regime."""
     camera = get_camera(camera_name)
     images = [rgb for _, rgb in photos]
     dataset = SyntheticDataset(images, camera, Levels(0.0, SCORER_WHITE), crop=crop,
-                               length=per_photo * len(images), seed=BENCH_SEED, fixed=True)
+                               length=per_photo * len(images), seed=BENCH_SEED, fixed=True,
+                               ranges=REGIMES[regime])
     return [dataset.make_pair(index) for index in range(len(dataset))]
 
 
@@ -150,6 +158,8 @@ def machine_info() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--camera", action="append", choices=("s7", "p20", "generic"))
+    parser.add_argument("--regime", action="append", choices=tuple(REGIMES),
+                        help="simulation regime (repeatable; default: default)")
     parser.add_argument("--photos", type=Path, help="held-out photos (default: scikit-image test split)")
     parser.add_argument("--model", action="append", default=[], metavar="LABEL=PATH",
                         help="a trained run folder, .onnx file or zoo name (repeatable); "
@@ -167,25 +177,28 @@ def main(argv: list[str] | None = None) -> int:
         write_photos(args.write_photos, args.split)
         return 0
     cameras = args.camera or ["s7", "p20"]
+    regimes = args.regime or ["default"]
     photos = load_photos(args.photos, args.crop, args.max_photo_side)
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {regime: {} for regime in regimes}
     for camera in cameras:
-        pairs = make_pairs(photos, camera, args.pairs_per_photo, args.crop)
         methods: dict[str, Any] = {"naive": naive_method,
                                    "parametric": engine_method(f"parametric-{camera}", camera)}
         for spec in args.model:
             label, _, path = spec.partition("=")
             methods[label] = engine_method(path.replace("{camera}", camera), camera)
-        results[camera] = {}
-        for label, method in methods.items():
-            results[camera][label] = score(method, pairs)
-            row = results[camera][label]
-            print(f"{camera:8s} {label:14s} PSNR {row['psnr']:7.3f} dB  SSIM {row['ssim']:.4f}  "
-                  f"({row['pairs']} pairs, {row['seconds']:.1f} s)", flush=True)
+        for regime in regimes:
+            pairs = make_pairs(photos, camera, args.pairs_per_photo, args.crop, regime)
+            rows = results[regime][camera] = {}
+            for label, method in methods.items():
+                row = rows[label] = score(method, pairs)
+                print(f"{regime:10s} {camera:5s} {label:18s} PSNR {row['psnr']:7.3f} dB  "
+                      f"SSIM {row['ssim']:.4f}  ({row['pairs']} pairs, {row['seconds']:.1f} s)",
+                      flush=True)
     record = {
         "benchmark": "synthetic held-out reverse ISP",
         "photos": str(args.photos) if args.photos else "scikit-image: " + ", ".join(SKIMAGE_SPLITS["test"]),
         "pairs_per_photo": args.pairs_per_photo, "crop": args.crop, "seed": BENCH_SEED,
+        "regimes": {regime: dataclasses.asdict(REGIMES[regime]) for regime in regimes},
         "models": args.model, "results": results, "machine": machine_info(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

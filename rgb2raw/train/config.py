@@ -48,6 +48,7 @@ class TrainConfig:
     white_level: float = SCORER_LEVELS[1]
     synthetic_length: int = 256  # synthetic pairs per epoch
     synthetic_val: int = 32  # fixed synthetic validation pairs
+    synthetic_regime: str = "default"  # simulation ranges: a name in train.simulate.REGIMES
     max_photo_side: int = 1024
     cache: bool = False  # keep decoded challenge pairs in memory
     checkpoint_every: int = 0  # also save last.pt every N steps (0: once per epoch)
@@ -80,5 +81,10 @@ class TrainConfig:
             raise ValueError(f"warmup fraction must be in [0, 1), got {self.warmup}")
         if self.on_bad_pair not in ("skip", "stop"):
             raise ValueError(f"on-bad-pair must be skip or stop, got {self.on_bad_pair!r}")
+        from rgb2raw.train.simulate import REGIMES
+
+        if self.synthetic_regime not in REGIMES:
+            raise ValueError(f"unknown synthetic regime {self.synthetic_regime!r}; choose "
+                             f"{', '.join(REGIMES)}")
         if self.white_level <= self.black_level:
             raise ValueError("white level must be above black level")

@@ -54,6 +54,7 @@ from rgb2raw.train.distributed import (
 )
 from rgb2raw.train.losses import combined_loss, parse_loss_spec
 from rgb2raw.train.report import EpochRecord, plot_curves, write_csv
+from rgb2raw.train.simulate import REGIMES
 
 log = logging.getLogger("rgb2raw.train")
 
@@ -213,12 +214,14 @@ def prepare_data(config: TrainConfig, context: DistContext, size_multiple: int,
     _report_bad(config, bad, callbacks, context)
     if not train_images:
         raise Rgb2RawError(config.synthetic, "no usable training photos")
+    ranges = REGIMES[config.synthetic_regime]
     synthetic_train = train_data.SyntheticDataset(train_images, camera, levels, crop=config.crop,
-                                            length=config.synthetic_length, seed=config.seed)
+                                                  length=config.synthetic_length, seed=config.seed,
+                                                  ranges=ranges)
     val_crop = config.crop - config.crop % max(2, size_multiple)
     synthetic_val = train_data.SyntheticDataset(val_images, camera, levels, crop=val_crop,
                                                 length=config.synthetic_val, seed=config.seed + 1,
-                                                fixed=True) if val_images else None
+                                                fixed=True, ranges=ranges) if val_images else None
     return synthetic_train, synthetic_val, bad
 
 

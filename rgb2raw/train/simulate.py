@@ -16,6 +16,11 @@ Per pair, drawn from `SimulationRanges` with the caller's generator:
 - **noise**: shot + read noise of the camera profile at a log-uniform ISO;
 - **JPEG** quality, uniform in a range (OpenCV's encoder, 4:2:0 chroma subsampling).
 
+With probability `SimulationRanges.plain_probability` a pair is instead made with exactly the
+assumptions of the parametric inverse ISP (tone unchanged, the camera's daylight white balance,
+no exposure change and no auto-exposure or white-balance error, the lowest ISO of the range);
+only its JPEG quality is still drawn. `REGIMES` names the ranges the benchmark and training use.
+
 The unprocessing, noise and forward steps are `rgb2raw.isp`'s; only the randomisation is here.
 """
 
@@ -41,9 +46,26 @@ class SimulationRanges:
     ae_error_ev: float = 0.1
     iso: tuple[float, float] = (50.0, 800.0)
     jpeg_quality: tuple[int, int] = (85, 98)
+    plain_probability: float = 0.0  # share of pairs made in the parametric regime (see above)
 
 
 DEFAULT_RANGES = SimulationRanges()
+# Named simulation regimes. "default", "parametric" and "harsh" are benchmark regimes (the
+# parametric one is exactly what `ParametricInverseISP` assumes; "harsh" has stronger JPEG
+# compression, more noise and a milder tone/white-balance/exposure spread); "broad" is a
+# training distribution: half the pairs in the parametric regime, half from wide ranges that
+# cover the other two.
+REGIMES: dict[str, SimulationRanges] = {
+    "default": DEFAULT_RANGES,
+    "parametric": SimulationRanges(gamma=(1.0, 1.0), wb_log_jitter=0.0, exposure_ev=(0.0, 0.0),
+                                   awb_error=0.0, ae_error_ev=0.0, iso=(50.0, 50.0)),
+    "harsh": SimulationRanges(gamma=(0.9, 1.1), wb_log_jitter=0.15, exposure_ev=(0.0, 1.0),
+                              awb_error=0.08, ae_error_ev=0.15, iso=(200.0, 1600.0),
+                              jpeg_quality=(60, 80)),
+    "broad": SimulationRanges(gamma=(0.75, 1.3), wb_log_jitter=0.35, exposure_ev=(0.0, 2.0),
+                              awb_error=0.08, ae_error_ev=0.15, iso=(50.0, 1600.0),
+                              jpeg_quality=(60, 98), plain_probability=0.5),
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +84,11 @@ class SimulatedSettings:
 def draw_settings(camera: CameraProfile, rng: np.random.Generator,
                   ranges: SimulationRanges = DEFAULT_RANGES) -> SimulatedSettings:
     """Draw one pair's ISP settings from `ranges`."""
+    # Only a mixture draws its extra number, so pairs of plain ranges stay as they always were.
+    if ranges.plain_probability > 0 and rng.uniform() < ranges.plain_probability:
+        quality = int(rng.integers(ranges.jpeg_quality[0], ranges.jpeg_quality[1] + 1))
+        return SimulatedSettings(1.0, camera.wb_gains, 0.0, camera.wb_gains, 0.0,
+                                 float(ranges.iso[0]), quality)
     gamma = float(rng.uniform(*ranges.gamma))
     red, _, blue = camera.wb_gains
     jitter = np.exp(rng.uniform(-ranges.wb_log_jitter, ranges.wb_log_jitter, size=2))
