@@ -3,8 +3,10 @@
 `publish_run(RUN_DIR)` exports ``best.pt`` to ``RUN_DIR/model.onnx`` (dynamic batch, height
 and width; `rgb2raw.nets.export.export_onnx`) and writes ``RUN_DIR/model.json``, a card in
 `rgb2raw.zoo`'s ModelCard format (``zoo.load_card`` reads it) whose files are the ONNX graph
-and ``best.pt``, with pins, the network's size multiple, the output levels it was trained for
-and its validation scores. `bundle_run` copies a run into a models folder under a zoo name.
+and ``best.pt``, with pins, the network's size multiple, the output levels it was trained for,
+its validation scores, its ``context`` (the network's exact receptive-field radius when it
+declares one, else None: unknown, e.g. tiny's global gains) and ``bytes_per_pixel`` (an upper
+bound from the graph's tensor sizes, see `graph_bytes_per_pixel`; None if it cannot be found). `bundle_run` copies a run into a models folder under a zoo name.
 """
 
 from __future__ import annotations
@@ -36,9 +38,50 @@ def _file_entry(path: Path, file_format: str) -> dict[str, Any]:
             "bundled": True}
 
 
+def graph_bytes_per_pixel(onnx_path: Path, probe: int = 64) -> int | None:
+    """Upper bound of an ONNX graph's forward-pass memory per RGB pixel, or None if unknown.
+
+    The input is fixed to (1, 3, probe, probe), shapes are inferred, and the sizes of the input
+    and of every intermediate and output tensor are added as if none were freed (the runtime
+    reuses buffers, so the real peak is lower); weights are left out (they do not grow with
+    the image). Any dimension that stays unknown makes the answer None.
+    """
+    import onnx
+
+    try:
+        model = onnx.load(str(onnx_path))
+        graph_input = model.graph.input[0]
+        for dim, value in zip(graph_input.type.tensor_type.shape.dim, (1, 3, probe, probe),
+                              strict=True):
+            dim.ClearField("dim_param")
+            dim.dim_value = value
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    except Exception:  # noqa: BLE001 - an unreadable or unusual graph: size unknown
+        return None
+    sizes = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.DOUBLE: 8, onnx.TensorProto.INT64: 8,
+             onnx.TensorProto.INT32: 4, onnx.TensorProto.BOOL: 1, onnx.TensorProto.FLOAT16: 2}
+    weights = {init.name for init in inferred.graph.initializer}
+    total = 0
+    values = [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]
+    for value in values:
+        if value.name in weights:
+            continue
+        tensor = value.type.tensor_type
+        if tensor.elem_type not in sizes:
+            return None
+        count = 1
+        for dim in tensor.shape.dim:
+            if not dim.HasField("dim_value"):
+                return None
+            count *= dim.dim_value
+        total += count * sizes[tensor.elem_type]
+    return max(1, math.ceil(total / (probe * probe)))
+
+
 def card_dict(name: str, config: TrainConfig, metrics: dict[str, Any], files: list[Path],
               size_multiple: int, *, description: str | None = None, source: str = "",
-              license_text: str = "") -> dict[str, Any]:
+              license_text: str = "", context: int | None = None,
+              bytes_per_pixel: int | None = None) -> dict[str, Any]:
     """The card of a trained network (JSON form of `rgb2raw.zoo.ModelCard`)."""
     data_source = (f"challenge pairs in {config.data}" if config.data is not None
                    else f"synthetic pairs from the photos in {config.synthetic}")
@@ -60,6 +103,8 @@ def card_dict(name: str, config: TrainConfig, metrics: dict[str, Any], files: li
         "size_multiple": size_multiple,
         "input_size": [config.crop, config.crop],
         "full_frame": False,
+        "context": context,
+        "bytes_per_pixel": bytes_per_pixel,
         "black_level": config.black_level,
         "white_level": config.white_level,
         "source": source or "local training run (rgb2raw train)",
@@ -69,8 +114,16 @@ def card_dict(name: str, config: TrainConfig, metrics: dict[str, Any], files: li
     }
 
 
-def export_checkpoint(checkpoint: Path, onnx_path: Path) -> tuple[TrainConfig, dict[str, Any], int]:
-    """Export a run checkpoint to ONNX; return its config, metrics and size multiple."""
+def model_context(model: Any) -> int | None:
+    """The network's declared receptive-field radius in RGB pixels (attribute ``context``),
+    or None when it declares none (unknown, or global like tiny's gains)."""
+    context = getattr(model, "context", None)
+    return context if isinstance(context, int) and context >= 0 else None
+
+
+def export_checkpoint(checkpoint: Path, onnx_path: Path
+                      ) -> tuple[TrainConfig, dict[str, Any], int, int | None]:
+    """Export a run checkpoint to ONNX; return its config, metrics, size multiple, context."""
     from rgb2raw.nets.export import export_onnx
 
     payload = read_checkpoint(checkpoint)
@@ -79,7 +132,8 @@ def export_checkpoint(checkpoint: Path, onnx_path: Path) -> tuple[TrainConfig, d
     model.load_state_dict(payload["state_dict"], strict=True)
     model.eval()
     export_onnx(model, onnx_path, example_hw=EXAMPLE_HW)
-    return config, dict(payload.get("metrics") or {}), int(getattr(model, "size_multiple", 2))
+    return (config, dict(payload.get("metrics") or {}), int(getattr(model, "size_multiple", 2)),
+            model_context(model))
 
 
 def publish_run(run_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -89,8 +143,9 @@ def publish_run(run_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     if not best.is_file():
         raise Rgb2RawError(best, "no such file: the run has no best checkpoint to export")
     onnx_path = run_dir / ONNX_NAME
-    config, metrics, multiple = export_checkpoint(best, onnx_path)
-    card = card_dict(Path(CARD_NAME).stem, config, metrics, [onnx_path, best], multiple)
+    config, metrics, multiple, context = export_checkpoint(best, onnx_path)
+    card = card_dict(Path(CARD_NAME).stem, config, metrics, [onnx_path, best], multiple,
+                     context=context, bytes_per_pixel=graph_bytes_per_pixel(onnx_path))
     card_path = run_dir / CARD_NAME
     with atomic_write(card_path) as handle:
         handle.write((json.dumps(card, indent=2) + "\n").encode("utf-8"))
@@ -115,7 +170,8 @@ def bundle_run(run_dir: str | os.PathLike[str], models_dir: str | os.PathLike[st
         shutil.copyfileobj(source_file, handle)
     local = json.loads((run_dir / CARD_NAME).read_text(encoding="utf-8"))
     card = card_dict(name, config, {}, [target_onnx], int(local["size_multiple"]),
-                     description=description, source=source, license_text=license_text)
+                     description=description, source=source, license_text=license_text,
+                     context=local.get("context"), bytes_per_pixel=local.get("bytes_per_pixel"))
     card["reported"] = reported
     with atomic_write(target_card) as handle:
         handle.write((json.dumps(card, indent=2) + "\n").encode("utf-8"))
