@@ -21,6 +21,11 @@ Contract of `TinyReverseISP.forward` (the same as the other rgb2raw networks):
 
 Step 4 uses the mean over the whole input, so a tile's gains can differ from the whole
 frame's; the model is small enough to run on whole frames.
+
+`LocalReverseISP` is the local sibling: the camera's parametric inverse ISP
+(`rgb2raw.nets.parametric.ParametricInverseISP`) corrected per pixel by a small dilated CNN,
+with no global pooling, so its receptive field is known exactly (`LocalReverseISP.context`)
+and tiled inference is exact. It starts as the parametric model (last layer zero).
 """
 
 from __future__ import annotations
@@ -79,6 +84,56 @@ class TinyReverseISP(nn.Module):
         packed = packed * gains[:, :, None, None]
         context = torch.cat((packed, F.pixel_unshuffle(rgb, 2)), dim=1)
         return packed + self.residual(context)
+
+
+class LocalReverseISP(nn.Module):
+    """sRGB (N, 3, H, W) -> packed RAW (N, 4, H/2, W/2): parametric inverse + local correction.
+
+    ``base`` is the camera's parametric inverse (fixed buffers, no weights), rescaled from its
+    [0, white level] units to the training targets' (`base_scale`, e.g. 1023/1024 for a
+    camera with white level 1023 trained in the scorer's units of 1024). A stack of 3x3
+    convolutions at half resolution, with dilations `dilations`, sees the space-to-depth RGB and
+    the base estimate and outputs a per-pixel log-gain and an offset per RAW channel:
+    ``out = base * exp(log_gain) + offset``. Every padding is zero, and nothing pools globally.
+    """
+
+    size_multiple = 2
+
+    def __init__(self, camera: str, width: int = 32,
+                 dilations: tuple[int, ...] = (1, 2, 4, 8, 1), base_scale: float = 1.0) -> None:
+        super().__init__()
+        from rgb2raw.cameras import get_camera
+        from rgb2raw.nets.parametric import ParametricInverseISP
+
+        if not dilations or min(dilations) < 1:
+            raise ValueError(f"dilations must be one or more positive integers, got {dilations}")
+        self.base = ParametricInverseISP(get_camera(camera))
+        self.base_scale = float(base_scale)
+        layers: list[nn.Module] = []
+        channels = 12 + RAW_CHANNELS
+        for index, dilation in enumerate(dilations):
+            last = index == len(dilations) - 1
+            out = 2 * RAW_CHANNELS if last else width
+            layers.append(nn.Conv2d(channels, out, 3, padding=dilation, dilation=dilation))
+            if not last:
+                layers.append(nn.LeakyReLU(0.1))
+            channels = out
+        self.correction = nn.Sequential(*layers)
+        # Each half-resolution 3x3 layer reaches `dilation` packed pixels further, i.e. two RGB
+        # pixels per packed pixel beyond the output's own 2x2 block.
+        self.context = 2 * sum(int(d) for d in dilations)
+        final = self.correction[-1]
+        assert isinstance(final, nn.Conv2d)
+        with torch.no_grad():
+            nn.init.zeros_(final.weight)
+            if final.bias is not None:
+                nn.init.zeros_(final.bias)
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        base = self.base(rgb) * self.base_scale
+        features = torch.cat((F.pixel_unshuffle(rgb, 2), base), dim=1)
+        log_gain, offset = torch.split(self.correction(features), RAW_CHANNELS, dim=1)
+        return base * torch.exp(log_gain) + offset
 
 
 def count_parameters(model: nn.Module) -> int:
