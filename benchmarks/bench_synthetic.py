@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from rgb2raw import bayer, metrics
+from rgb2raw._atomic import atomic_write
 from rgb2raw.cameras import get_camera
 from rgb2raw.train.data import Levels, SyntheticDataset, load_photo
 from rgb2raw.train.simulate import REGIMES
@@ -155,6 +156,27 @@ def machine_info() -> dict[str, Any]:
             "onnxruntime": onnxruntime.__version__}
 
 
+def markdown_table(record: dict[str, Any]) -> str:
+    """PSNR / SSIM of every method, one row per regime and camera (the record's results)."""
+    results = record["results"]
+    labels: list[str] = []
+    for cameras in results.values():
+        for rows in cameras.values():
+            labels += [label for label in rows if label not in labels]
+    lines = [f"# {record['benchmark']}", "",
+             f"Photos: {record['photos']}; {record['pairs_per_photo']} pairs per photo, "
+             f"{record['crop']}-pixel crops, seed {record['seed']}; {record['date']}. "
+             "Cells: PSNR dB / SSIM (challenge scoring).", "",
+             "| regime | camera | " + " | ".join(labels) + " |",
+             "|---|---|" + "---|" * len(labels)]
+    for regime, cameras in results.items():
+        for camera, rows in cameras.items():
+            cells = [f"{rows[label]['psnr']:.2f} / {rows[label]['ssim']:.4f}" if label in rows
+                     else "" for label in labels]
+            lines.append(f"| {regime} | {camera} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--camera", action="append", choices=("s7", "p20", "generic"))
@@ -168,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--max-photo-side", type=int, default=1024)
     parser.add_argument("--out", type=Path, default=RESULTS / "synthetic.json")
-    parser.add_argument("--no-record", action="store_true", help="print only")
+    parser.add_argument("--no-record", action="store_true", help="print only (else write --out "
+                        "and a markdown table next to it)")
     parser.add_argument("--write-photos", type=Path, help="write the scikit-image photos of "
                         "--split to this folder and exit")
     parser.add_argument("--split", choices=tuple(SKIMAGE_SPLITS), default="train")
@@ -204,8 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.no_record:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"recorded in {args.out}")
+        with atomic_write(args.out) as handle:
+            handle.write((json.dumps(record, indent=2) + "\n").encode("utf-8"))
+        table = args.out.with_suffix(".md")
+        with atomic_write(table) as handle:
+            handle.write(markdown_table(record).encode("utf-8"))
+        print(f"recorded in {args.out} and {table}")
     return 0
 
 

@@ -49,6 +49,7 @@ class TrainConfig:
     synthetic_length: int = 256  # synthetic pairs per epoch
     synthetic_val: int = 32  # fixed synthetic validation pairs
     synthetic_regime: str = "default"  # simulation ranges: a name in train.simulate.REGIMES
+    synthetic_plain: float | None = None  # overrides the regime's plain_probability if set
     max_photo_side: int = 1024
     cache: bool = False  # keep decoded challenge pairs in memory
     checkpoint_every: int = 0  # also save last.pt every N steps (0: once per epoch)
@@ -86,5 +87,7 @@ class TrainConfig:
         if self.synthetic_regime not in REGIMES:
             raise ValueError(f"unknown synthetic regime {self.synthetic_regime!r}; choose "
                              f"{', '.join(REGIMES)}")
+        if self.synthetic_plain is not None and not 0 <= self.synthetic_plain <= 1:
+            raise ValueError(f"synthetic plain share must be in [0, 1], got {self.synthetic_plain}")
         if self.white_level <= self.black_level:
             raise ValueError("white level must be above black level")

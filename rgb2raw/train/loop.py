@@ -20,6 +20,7 @@ resumed run computes the same updates as an uninterrupted one (same device and t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -215,6 +216,8 @@ def prepare_data(config: TrainConfig, context: DistContext, size_multiple: int,
     if not train_images:
         raise Rgb2RawError(config.synthetic, "no usable training photos")
     ranges = REGIMES[config.synthetic_regime]
+    if config.synthetic_plain is not None:
+        ranges = dataclasses.replace(ranges, plain_probability=config.synthetic_plain)
     synthetic_train = train_data.SyntheticDataset(train_images, camera, levels, crop=config.crop,
                                                   length=config.synthetic_length, seed=config.seed,
                                                   ranges=ranges)

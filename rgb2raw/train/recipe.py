@@ -20,7 +20,7 @@ SCORER_WHITE = 1024.0
 
 
 def recipe_config(photos: str, camera: str, *, epochs: int = 60, threads: int = 1,
-                  seed: int = 0) -> TrainConfig:
+                  seed: int = 0, plain: float | None = None) -> TrainConfig:
     """The recipe's training settings for `camera` on the photos folder `photos`."""
     white = get_camera(camera).white_level
     return TrainConfig(
@@ -28,7 +28,7 @@ def recipe_config(photos: str, camera: str, *, epochs: int = 60, threads: int = 
         net_kwargs={"local": True, "camera": camera, "width": 32,
                     "dilations": [1, 2, 4, 8, 1], "base_scale": white / SCORER_WHITE},
         batch_size=16, crop=128, lr=2e-3, seed=seed, val_fraction=0.0, threads=threads,
-        synthetic_length=512, synthetic_regime="broad",
+        synthetic_length=512, synthetic_regime="broad", synthetic_plain=plain,
     )
 
 
@@ -40,12 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plain", type=float, help="share of pairs in the parametric regime "
+                        "(default: the broad regime's 0.5)")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     from rgb2raw.train.loop import train
 
     config = recipe_config(str(args.photos), args.camera, epochs=args.epochs,
-                           threads=args.threads, seed=args.seed)
+                           threads=args.threads, seed=args.seed, plain=args.plain)
     train(config, args.run_dir, overwrite=args.overwrite)
     return 0
 
