@@ -90,6 +90,9 @@ def test_unknown_regime_is_a_config_error() -> None:
                          synthetic_regime="nope")
     with pytest.raises(ValueError, match="unknown synthetic regime"):
         config.check()
+    config = TrainConfig(camera="s7", arch="tiny", epochs=1, synthetic="x", synthetic_plain=1.5)
+    with pytest.raises(ValueError, match="plain share"):
+        config.check()
 
 
 @pytest.mark.parametrize("local", [True, False])

@@ -91,12 +91,14 @@ def card_dict(name: str, config: TrainConfig, metrics: dict[str, Any], files: li
         reported = {"set": "held-out validation split of the training data (rgb2raw train)",
                     "psnr": round(psnr, 4), "ssim": round(ssim, 4)}
     formats = {".onnx": "onnx", ".pt": "torch", ".pth": "torch"}
+    network = (f"{config.arch} (local, no global pooling)" if config.net_kwargs.get("local")
+               else config.arch)
     return {
         "name": name,
         "camera": config.camera,
         "arch": config.arch,
         "description": description or (
-            f"{config.arch} network trained by `rgb2raw train` for {config.epochs} epochs on "
+            f"{network} network trained by `rgb2raw train` for {config.epochs} epochs on "
             f"{data_source} (best epoch {metrics.get('epoch', '?')})"),
         "files": [_file_entry(path, formats[path.suffix]) for path in files],
         "rgb_range": 1.0,
