@@ -117,3 +117,32 @@ def test_run_card_states_context_and_bytes_per_pixel(tmp_path: Path, local: bool
     assert card["bytes_per_pixel"] == bound and bound is not None
     # At least the input (12 bytes) and the packed output (4 bytes) of every RGB pixel.
     assert bound >= 16
+
+
+def test_cli_trains_the_local_variant_and_infer_loads_it(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rgb2raw.cli import app
+    from rgb2raw.nets import load_checkpoint
+    from rgb2raw.train.recipe import local_tiny_kwargs
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(1)
+    for index in range(2):
+        picture = cv2.GaussianBlur(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8), (5, 5), 2)
+        cv2.imwrite(str(photos / f"p{index}.png"), picture)
+    runner = CliRunner()
+    args = ["train", "--synthetic", str(photos), "-o", str(tmp_path / "run"), "--camera", "p20",
+            "--arch", "tiny", "--local", "--synthetic-regime", "broad", "--synthetic-plain", "0.5",
+            "--epochs", "1", "--crop", "32", "--batch-size", "2", "--synthetic-length", "2",
+            "--val-fraction", "0", "--device", "cpu", "--threads", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert card["context"] == LocalReverseISP("p20", **{k: v for k, v in local_tiny_kwargs("p20").items()
+                                                         if k not in ("local", "camera")}).context
+    module = load_checkpoint(tmp_path / "run" / "best.pt", "tiny", **local_tiny_kwargs("p20"))
+    assert isinstance(module, LocalReverseISP)
+    wrong = runner.invoke(app, [*args[:9], "--arch", "unet", "--local", "--epochs", "1"])
+    assert wrong.exit_code == 1 and "--local goes with --arch tiny" in wrong.stderr

@@ -26,6 +26,7 @@ from rgb2raw.cameras import CAMERA_NAMES
 from rgb2raw.cli._app import app, reports_errors
 from rgb2raw.errors import Rgb2RawError
 from rgb2raw.train.config import TRAIN_ARCHS, TrainConfig
+from rgb2raw.train.recipe import local_tiny_kwargs
 
 if TYPE_CHECKING:
     from rgb2raw.train.data import BadPair
@@ -82,6 +83,16 @@ def train(
         "--threads", min=0, help="CPU threads per process (0: torch's default).")] = 0,
     synthetic_length: Annotated[int, typer.Option(
         "--synthetic-length", min=1, help="Synthetic pairs per epoch.")] = 256,
+    synthetic_regime: Annotated[str, typer.Option(
+        "--synthetic-regime", help="Simulation ranges for --synthetic: default, parametric, "
+                                   "harsh or broad.")] = "default",
+    synthetic_plain: Annotated[float | None, typer.Option(
+        "--synthetic-plain", min=0.0, max=1.0,
+        help="Share of synthetic pairs made with exactly the parametric model's assumptions "
+             "(overrides the regime's).", show_default=False)] = None,
+    local: Annotated[bool, typer.Option(
+        "--local", help="With --arch tiny: the local variant (parametric inverse plus a "
+                        "dilated local correction; no global pooling, so tiling is exact).")] = False,
     cache: Annotated[bool, typer.Option("--cache", help="Keep decoded pairs in memory.")] = False,
     checkpoint_every: Annotated[int, typer.Option(
         "--checkpoint-every", min=0, help="Also save last.pt every N steps.")] = 0,
@@ -100,6 +111,9 @@ def train(
         raise Rgb2RawError(None, f"--on-bad-pair {on_bad_pair!r}: expected skip or stop")
     if camera not in CAMERA_NAMES:
         raise Rgb2RawError(None, f"unknown camera {camera!r}; choose one of {', '.join(CAMERA_NAMES)}")
+    if local and arch != "tiny":
+        raise Rgb2RawError(None, "--local goes with --arch tiny")
+    net_kwargs = local_tiny_kwargs(camera) if local else {}
     config = TrainConfig(
         camera=camera, arch=arch, epochs=epochs,
         data=None if data is None else str(data),
@@ -108,7 +122,8 @@ def train(
         loss=loss, ema=ema, amp=amp, seed=seed, val_fraction=val_fraction,
         on_bad_pair=on_bad_pair,  # type: ignore[arg-type]
         workers=workers, device=device, threads=threads, synthetic_length=synthetic_length, cache=cache,
-        checkpoint_every=checkpoint_every,
+        checkpoint_every=checkpoint_every, synthetic_regime=synthetic_regime,
+        synthetic_plain=synthetic_plain, net_kwargs=net_kwargs,
     )
     main_rank = _is_main_rank()
     console = Console(stderr=True)

@@ -39,10 +39,10 @@ def build_net(arch: str, **kwargs: Any) -> nn.Module:
         from rgb2raw.nets.liteisp import LiteISPNetS
 
         return LiteISPNetS(**kwargs)
-    if arch == "tiny":
-        from rgb2raw.nets.tiny import TinyReverseISP
+    if arch == "tiny":  # local=True: the variant without global pooling (exact context)
+        from rgb2raw.nets.tiny import LocalReverseISP, TinyReverseISP
 
-        return TinyReverseISP(**kwargs)
+        return LocalReverseISP(**kwargs) if kwargs.pop("local", False) else TinyReverseISP(**kwargs)
     if arch == "parametric":  # needs camera=<name or CameraProfile>; has no weights to learn
         from rgb2raw.cameras import CameraProfile, get_camera
         from rgb2raw.nets.parametric import ParametricInverseISP

@@ -27,12 +27,6 @@ def build_model(arch: str, net_kwargs: dict[str, Any] | None = None) -> nn.Modul
     kwargs = dict(net_kwargs or {})
     # JSON/state files hold tuples as lists; the nets take tuples of widths.
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
-    # The local member of the tiny family (`net_kwargs` {"local": true, "camera": ...}); it is
-    # built here because `rgb2raw.nets.build_net` does not know it yet.
-    if arch == "tiny" and kwargs.pop("local", False):
-        from rgb2raw.nets.tiny import LocalReverseISP
-
-        return LocalReverseISP(**kwargs)
     from rgb2raw.nets import build_net
 
     return build_net(arch, **kwargs)

@@ -19,14 +19,19 @@ from rgb2raw.train.config import TrainConfig
 SCORER_WHITE = 1024.0
 
 
+def local_tiny_kwargs(camera: str) -> dict[str, object]:
+    """`net_kwargs` of the local tiny network for `camera` (trained in the scorer's units)."""
+    white = get_camera(camera).white_level
+    return {"local": True, "camera": camera, "width": 32, "dilations": [1, 2, 4, 8, 1],
+            "base_scale": white / SCORER_WHITE}
+
+
 def recipe_config(photos: str, camera: str, *, epochs: int = 60, threads: int = 1,
                   seed: int = 0, plain: float | None = None) -> TrainConfig:
     """The recipe's training settings for `camera` on the photos folder `photos`."""
-    white = get_camera(camera).white_level
     return TrainConfig(
         camera=camera, arch="tiny", epochs=epochs, synthetic=photos,
-        net_kwargs={"local": True, "camera": camera, "width": 32,
-                    "dilations": [1, 2, 4, 8, 1], "base_scale": white / SCORER_WHITE},
+        net_kwargs=local_tiny_kwargs(camera),
         batch_size=16, crop=128, lr=2e-3, seed=seed, val_fraction=0.0, threads=threads,
         synthetic_length=512, synthetic_regime="broad", synthetic_plain=plain,
     )
