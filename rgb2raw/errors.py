@@ -19,3 +19,15 @@ class Rgb2RawError(Exception):
 
     def __str__(self) -> str:
         return self.problem if self.path is None else f"{self.path}: {self.problem}"
+
+
+def unreadable(path: str | os.PathLike[str], exc: OSError, expected: str) -> Rgb2RawError:
+    """The one-line error for a file that could not be opened; `expected` names what it should be.
+
+    Use as ``except OSError as exc: raise unreadable(path, exc, "a .npy file") from None``.
+    """
+    if isinstance(exc, FileNotFoundError):
+        return Rgb2RawError(path, "no such file")
+    if isinstance(exc, IsADirectoryError):
+        return Rgb2RawError(path, f"is a folder, expected {expected}")
+    return Rgb2RawError(path, f"cannot read ({exc.strerror or exc})")

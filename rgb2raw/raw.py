@@ -23,7 +23,7 @@ import numpy as np
 
 from rgb2raw import bayer
 from rgb2raw._atomic import atomic_write
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.errors import Rgb2RawError, unreadable
 
 RawLayout = Literal["packed", "unpacked"]
 CHALLENGE_WHITE_LEVEL = 1024.0
@@ -95,12 +95,8 @@ def load_npy(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         with path.open("rb") as handle:
             return read_npy(handle, path)
-    except FileNotFoundError:
-        raise Rgb2RawError(path, "no such file") from None
-    except IsADirectoryError:
-        raise Rgb2RawError(path, "is a folder, expected a .npy file") from None
     except OSError as exc:
-        raise Rgb2RawError(path, f"cannot read ({exc.strerror or exc})") from None
+        raise unreadable(path, exc, "a .npy file") from None
 
 
 def raw_layout(shape: tuple[int, ...]) -> RawLayout:

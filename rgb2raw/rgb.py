@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from rgb2raw._atomic import atomic_write
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.errors import Rgb2RawError, unreadable
 
 log = logging.getLogger("rgb2raw")
 
@@ -196,12 +196,8 @@ def read_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXE
     path = Path(path)
     try:
         data = path.read_bytes()  # works for any Unicode path, unlike cv2.imread on Windows
-    except FileNotFoundError:
-        raise Rgb2RawError(path, "no such file") from None
-    except IsADirectoryError:
-        raise Rgb2RawError(path, "is a folder, expected an image") from None
     except OSError as exc:
-        raise Rgb2RawError(path, f"cannot read ({exc.strerror})") from None
+        raise unreadable(path, exc, "an image") from None
     return decode_rgb(data, name=path, max_pixels=max_pixels, orientation=orientation, even=even)
 
 

@@ -32,6 +32,16 @@ def _randomised(model: LocalReverseISP, seed: int = 0) -> LocalReverseISP:
     return model.eval()
 
 
+def _write_photos(folder: Path, seed: int) -> Path:
+    """Two small, smooth photos (a synthetic training set)."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for index in range(2):
+        picture = cv2.GaussianBlur(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8), (5, 5), 2)
+        cv2.imwrite(str(folder / f"p{index}.png"), picture)
+    return folder
+
+
 def test_local_model_starts_as_the_parametric_inverse() -> None:
     camera = get_camera("s7")
     model = LocalReverseISP("s7", width=8, base_scale=0.5).eval()
@@ -97,12 +107,7 @@ def test_unknown_regime_is_a_config_error() -> None:
 
 @pytest.mark.parametrize("local", [True, False])
 def test_run_card_states_context_and_bytes_per_pixel(tmp_path: Path, local: bool) -> None:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(0)
-    for index in range(2):
-        picture = cv2.GaussianBlur(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8), (5, 5), 2)
-        cv2.imwrite(str(photos / f"p{index}.png"), picture)
+    photos = _write_photos(tmp_path / "photos", seed=0)
     net_kwargs = ({"local": True, "camera": "s7", "width": 4, "dilations": [1, 2]} if local
                   else {"tone_width": 4, "width": 4})
     config = TrainConfig(camera="s7", arch="tiny", epochs=1, synthetic=str(photos), crop=32,
@@ -126,12 +131,7 @@ def test_cli_trains_the_local_variant_and_infer_loads_it(tmp_path: Path) -> None
     from rgb2raw.nets import load_checkpoint
     from rgb2raw.train.recipe import local_tiny_kwargs
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(1)
-    for index in range(2):
-        picture = cv2.GaussianBlur(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8), (5, 5), 2)
-        cv2.imwrite(str(photos / f"p{index}.png"), picture)
+    photos = _write_photos(tmp_path / "photos", seed=1)
     runner = CliRunner()
     args = ["train", "--synthetic", str(photos), "-o", str(tmp_path / "run"), "--camera", "p20",
             "--arch", "tiny", "--local", "--synthetic-regime", "broad", "--synthetic-plain", "0.5",
