@@ -4,9 +4,10 @@ Why not plain tiles: the network has 33 channel attentions (one per attention bl
 the 4-channel tail), each scaling its input by a gate computed from the MEAN over the whole
 frame, and each mean depends on everything before it, through every earlier gate. Tiles that
 compute their own means give a different image (`tests/test_twopass.py` shows it). Freezing the
-gates would make the network local, but its receptive field is then `receptive_radius()` = 1,322
-RGB rows on each side (the three Haar levels multiply the depth of the deep layers by 16), so a
-tile with exact context would be most of a 2,976-row P20 frame.
+gates would make the network local, but its receptive field is then `receptive_radius()` = 1,341
+RGB rows on each side (the Haar levels multiply the depth of the deep layers by up to 16; the
+test measures it), so a tile with exact context would be most of a 2,976-row P20 frame.
+One "global pass, then local tiles" split is therefore not enough: each gate needs its own.
 
 What this runner does instead, level by level, in full-width row strips:
 
@@ -17,7 +18,9 @@ What this runner does instead, level by level, in full-width row strips:
 * Each channel attention is two sweeps: the first computes the block's pre-attention features
   strip by strip and accumulates their per-channel sums in float64; the gate is then computed
   from the mean by the block's own layers; the second applies gate, spatial attention and the
-  residual. 33 gates, 66 sweeps, plus one per stage boundary; each sweep streams the frame once.
+  residual. 33 gates (32 blocks and the tail), 79 sweeps in all (64 for the blocks, 15 for
+  the convolutions and transforms between them); each streams its level's buffer once, so
+  the nesting of the gates costs no recomputation of earlier layers.
 * On the finest (H/2) level of the decoder the pre-attention features are not stored, to keep
   two frame-sized buffers instead of three: the first sweep runs only the block's first
   convolution and gets the mean of the second one from its linearity (`_conv_mean`), and the
@@ -28,14 +31,16 @@ Invariants:
 * Exactness: strips are full width, so columns see the frame's own zero padding; rows at a
   strip's inner edges are recomputed from real neighbour rows (halo >= receptive field of the
   sweep); rows at the frame's top and bottom see the same zero padding as the whole-frame pass.
-  Strip starts are even wherever a Haar transform or a stride-2 convolution is crossed, so the
-  strided grids coincide with the whole frame's. The result differs from `net(rgb)` only by
+  A window into a finer buffer (the RGB frame under the stride-2 head, the input of a Haar
+  downsampling) starts at an even row by construction, and one into a coarser buffer (under a
+  Haar upsampling) needs even strip edges, which the even `tile` and halos give, so every
+  strided grid coincides with the whole frame's. The result differs from `net(rgb)` only by
   float rounding (summation order of the means, convolution algorithms): ~1e-6 in normalised
   units, far inside 1 DN (1/960 for the P20).
-* Memory: besides the input and the model, at most two float32 buffers of the H/2 level with
-  the fine width (32 channels: 378 MB each on a P20 frame) plus the H/4..H/16 buffers (a quarter
-  of that each, or less) and one strip's temporaries. `benchmarks/bench_fullframe.py` measures
-  the peak.
+* Memory: besides the input and the model, at most two float32 buffers of the H/2 level's
+  size (32 channels at H/2, or 128 at H/4: 378 MB each on a P20 frame) at any time, plus
+  buffers of a quarter of that or less, and one strip's temporaries (tens of MB at the default
+  `tile`). `benchmarks/bench_fullframe.py` measures the peak of the whole process.
 * Batch: each image of a batch is its own frame (its own means), as in the whole-frame pass.
 """
 
@@ -309,7 +314,8 @@ def _res(block: AttentionResBlock, xs: torch.Tensor) -> torch.Tensor:
 
 
 def _spatial_attention_(block: AttentionResBlock, features: torch.Tensor) -> torch.Tensor:
-    """``block.sa(features)``, the same operations, but scaling `features` in place."""
+    """``block.sa(features)``: the same operations in the same order (the tests compare the
+    runner with the module), but scaling `features` in place to save a strip-sized temporary."""
     import torch
 
     sa = block.sa
