@@ -35,7 +35,7 @@ from rgb2raw.batch import (
     shard_jobs,
 )
 from rgb2raw.cameras import CameraProfile
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.errors import OutputExists, Rgb2RawError
 from rgb2raw.raw import write_raw
 from rgb2raw.rgb import DEFAULT_MAX_PIXELS, read_rgb
 from rgb2raw.stitch import crop_slices, frame_shape, split_frame
@@ -201,6 +201,8 @@ class FileResult:
     problem: str = ""
     #: RGB pixels processed (0 when skipped or failed).
     pixels: int = 0
+    #: The error behind a failure, when it was one of ours (`OutputExists` for a kept output).
+    error: Rgb2RawError | None = None
 
 
 class BatchProgress(Protocol):
@@ -270,8 +272,8 @@ class _BatchRun:
             return None
         if self.out.skip_existing:
             return FileResult(entry.path, target, "skipped")
-        return FileResult(entry.path, target, "failed",
-                          f"output {target} already exists (use --overwrite or --skip-existing)")
+        error = OutputExists(target)
+        return FileResult(entry.path, target, "failed", str(error), error=error)
 
     def finish(self, entry: InputFile, values: np.ndarray) -> FileResult:
         """Noise, levels and write for one file's model output."""
@@ -323,15 +325,16 @@ class _BatchRun:
     def guarded(self, work: Callable[[], list[FileResult]],
                 files: Sequence[InputFile]) -> list[FileResult]:
         """Run `work`; any error becomes a failure of each of `files` (the batch goes on)."""
+        error: Rgb2RawError | None = None
         try:
             return work()
         except Rgb2RawError as exc:
-            problem = exc.problem if exc.path is None else str(exc)
+            problem, error = (exc.problem if exc.path is None else str(exc)), exc
         except MemoryError:
             problem = "out of memory (try a smaller --tile)"
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
             problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-        return [FileResult(entry.path, None, "failed", problem) for entry in files]
+        return [FileResult(entry.path, None, "failed", problem, error=error) for entry in files]
 
 
 def infer_paths(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],

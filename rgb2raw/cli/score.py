@@ -11,18 +11,19 @@ import io
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from rgb2raw import scoring
-from rgb2raw._atomic import atomic_write
 from rgb2raw.cli._app import app, reports_errors
 from rgb2raw.errors import Rgb2RawError
-from rgb2raw.raw import CHALLENGE_WHITE_LEVEL
+
+if TYPE_CHECKING:  # imported when the command runs (start-up time of --help)
+    from rich.table import Table
+
+    from rgb2raw import scoring
+
+CHALLENGE_WHITE_LEVEL = 1024.0  # rgb2raw.raw.CHALLENGE_WHITE_LEVEL, which imports numpy
 
 log = logging.getLogger("rgb2raw.cli")
 PROGRESS_MIN_IMAGES = 50  # smaller sets finish before a bar is worth drawing
@@ -34,6 +35,8 @@ def _check_output(path: Path | None, force: bool) -> None:
 
 
 def _write_json(path: Path, result: scoring.ScoreResult, force: bool) -> None:
+    from rgb2raw._atomic import atomic_write
+
     with atomic_write(path, overwrite=force) as handle:
         handle.write((json.dumps(result.to_dict(), indent=2) + "\n").encode("utf-8"))
 
@@ -41,6 +44,8 @@ def _write_json(path: Path, result: scoring.ScoreResult, force: bool) -> None:
 def _write_csv(path: Path, result: scoring.ScoreResult, force: bool) -> None:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
+    from rgb2raw._atomic import atomic_write
+
     writer.writerow(["stem", "psnr", "ssim"])
     for image in result.per_image:
         writer.writerow([image.stem, repr(image.psnr), repr(image.ssim)])
@@ -49,6 +54,8 @@ def _write_csv(path: Path, result: scoring.ScoreResult, force: bool) -> None:
 
 
 def _table(result: scoring.ScoreResult, top: int | None) -> Table:
+    from rich.table import Table
+
     shown = result.worst_first(top)
     title = f"worst {len(shown)} of {result.count}" if len(shown) < result.count else "per image, worst first"
     table = Table(title=title, title_justify="left")
@@ -87,6 +94,17 @@ def score(
         "--workers", min=1, help="Scoring threads (default: one per core).")] = None,
 ) -> None:
     """Score predictions like the AIM 2022 CodaLab scorer (same PSNR/SSIM), pairing files by stem."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from rgb2raw import scoring
+
     _check_output(json_path, force)
     _check_output(csv_path, force)
     stderr = Console(stderr=True)
