@@ -178,15 +178,6 @@ def describe(exc: Rgb2RawError) -> str:
     return exc.message(flag_for)
 
 
-def require_extra(module: str, why: str) -> None:
-    """Fail at once, naming the extra to install, when an optional package is missing."""
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        raise Rgb2RawError(None, f"{why} needs the optional package {module}, which is not "
-                                 'installed: pip install "rgb2raw[torch]"')
-
-
 # ----------------------------------------------------------------------------- outputs
 
 
@@ -279,7 +270,6 @@ __all__ = [
     "is_quiet",
     "output_option",
     "overwrite_flags",
-    "require_extra",
     "set_verbosity",
     "usage_error",
 ]

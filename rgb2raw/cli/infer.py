@@ -19,9 +19,10 @@ import typer
 from rgb2raw.cli import common
 from rgb2raw.cli._app import app, reports_errors
 from rgb2raw.cli.common import CameraName, ComputeDevice, Overwrite, Quiet, SkipExisting, Verbose
+from rgb2raw.nets import ARCHITECTURES
 
 if TYPE_CHECKING:
-    from rgb2raw import pipeline
+    from rgb2raw import batch
     from rgb2raw.progress import Bars
 
 log = logging.getLogger("rgb2raw.cli")
@@ -29,10 +30,10 @@ log = logging.getLogger("rgb2raw.cli")
 Backend = Literal["onnx", "torch"]
 Stitch = Literal["auto", "off"]
 Format = Literal["packed", "unpacked", "dng"]
-Arch = Literal["unet", "liteisp", "tiny"]
-# Checkpoint suffixes that need torch to read (kept in step with backends.CHECKPOINT_SUFFIXES
-# by a test; importing backends here would cost --help its start-up time).
-TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar")
+if TYPE_CHECKING:
+    Arch = str
+else:  # the architecture registry's names (light: no torch)
+    Arch = Literal[ARCHITECTURES]
 
 
 def complete_model_name(incomplete: str) -> list[str]:
@@ -75,7 +76,7 @@ class _BarProgress:
         self.bars.update(self.task, total=total)
         log.info("%d input file%s to process", total, "" if total == 1 else "s")
 
-    def advance(self, result: pipeline.FileResult) -> None:
+    def advance(self, result: batch.FileResult) -> None:
         now = time.perf_counter()
         log.debug("%s: %s in %.3f s", result.path, result.status, now - self.last)
         self.last = now
@@ -85,43 +86,17 @@ class _BarProgress:
         self.bars.advance(self.task)
 
 
-def _resolve_camera(camera: str | None, model: str | None, arch: str | None) -> str:
-    """--camera, else the zoo model's camera, else generic."""
-    from rgb2raw import zoo
-
-    card_camera = None
-    if model is not None and arch is None:
-        if Path(model).exists():  # a run folder, a card, or weights with a card beside them
-            local = zoo.find_local_card(model)
-            card_camera = None if local is None else local.camera
-        elif not Path(model).suffix:
-            card_camera = zoo.get_model(model).camera
-    if camera is None:
-        return card_camera or "generic"
-    if card_camera is not None and card_camera not in (camera, "generic"):
-        log.warning("model %s was made for camera %s, not %s", model, card_camera, camera)
-    return camera
-
-
-def _check_choices(*, backend: str, device: str, fp16: bool, model: str | None,
-                   arch: str | None) -> None:
-    """Combinations typer cannot see, and optional packages, before any work."""
+def _check_choices(*, backend: str, device: str, fp16: bool) -> None:
+    """Combinations typer cannot see, before any work."""
     if fp16 and (backend != "torch" or device != "cuda"):
         common.usage_error("half precision needs --backend torch --device cuda", "--fp16")
-    needs_torch = backend == "torch" or arch is not None or (
-        model is not None and Path(model).suffix.lower() in TORCH_SUFFIXES)
-    if needs_torch:
-        why = ("the torch backend" if backend == "torch" else "reading a torch checkpoint")
-        common.require_extra("torch", why)
-        if backend == "onnx":  # the checkpoint is exported to ONNX first
-            common.require_extra("onnx", "exporting a torch checkpoint for ONNX Runtime")
 
 
 def _is_single_target(inputs: list[Path], output: Path) -> bool:
     return len(inputs) == 1 and inputs[0].is_file() and output.suffix.lower() in (".npy", ".dng")
 
 
-def _print_failures(report: pipeline.BatchReport, output: Path) -> None:
+def _print_failures(report: batch.BatchReport, output: Path) -> None:
     from rgb2raw.errors import OutputExists
 
     existing = [f for f in report.failures if isinstance(f.error, OutputExists)]
@@ -220,7 +195,7 @@ def infer_command(
 ) -> None:
     """Reconstruct RAW from RGB images with a model from the zoo or a local file."""
     common.overwrite_flags(overwrite=overwrite, skip_existing=skip_existing)
-    _check_choices(backend=backend, device=device, fp16=fp16, model=model, arch=arch)
+    _check_choices(backend=backend, device=device, fp16=fp16)
     if (iso is not None or seed is not None) and not noise:
         log.warning("--iso and --seed set the noise; adding noise (--noise)")
         noise = True
@@ -229,35 +204,33 @@ def infer_command(
     else:
         common.check_output_file(output, overwrite=overwrite or skip_existing)
 
-    from rgb2raw import pipeline, progress
-    from rgb2raw.backends import load_model
-    from rgb2raw.batch import shard_from_env
+    from rgb2raw import batch, pipeline, progress
     from rgb2raw.cameras import get_camera
+    from rgb2raw.jobs import shard_from_env
     from rgb2raw.rgb import DEFAULT_MAX_PIXELS
 
     shard_spec = (shard.index, shard.count) if shard is not None else shard_from_env()
-    camera_name = _resolve_camera(camera, model, arch)
-    profile = get_camera(camera_name)
     started = time.perf_counter()
-    loaded = load_model(model, camera=camera_name, backend=backend, device=device,
-                        threads=threads, fp16=fp16, providers=provider or None, arch=arch)
+    loaded = pipeline.load_model(model, camera=camera, arch=arch, backend=backend,
+                                 device=device, threads=threads, fp16=fp16,
+                                 providers=provider or None)
+    profile = get_camera(camera or loaded.card.camera)
     log.info("model %s loaded in %.2f s; %d tile worker%s", loaded.description,
              time.perf_counter() - started, loaded.workers, "" if loaded.workers == 1 else "s")
     contract = loaded.contract
-    log.debug("contract: size multiple %d, context %s, full frame %s, rgb range %g, levels "
-              "%g..%g", contract.size_multiple, contract.context, contract.full_frame,
-              contract.rgb_range, contract.black_level, contract.white_level)
+    log.debug("contract: size multiple %d, context %s, full frame %s, rgb range %g",
+              contract.size_multiple, contract.context, contract.full_frame, contract.rgb_range)
     log.info("tiles: %s, overlap %s, batch %d, tta %d", "auto" if tile == 0 else
              "whole image" if tile < 0 else f"{tile} px", "card" if overlap is None else overlap,
              batch_size, 8 if tta else 1)
     run = pipeline.RunSettings(tile=tile, overlap=overlap, batch_size=batch_size,
                                tta=8 if tta else 1)
-    out = pipeline.OutputSettings(format=output_format, noise=noise, iso=iso,
+    out = batch.OutputSettings(format=output_format, noise=noise, iso=iso,
                                   seed=0 if seed is None else seed,
                                   skip_existing=skip_existing, overwrite=overwrite)
     started = time.perf_counter()
     with progress.bars("count", enabled=show_progress, transient=False) as bars:
-        report = pipeline.infer_paths(
+        report = batch.infer_paths(
             inputs, output, loaded, profile, run=run, out=out, stitch=stitch,
             recursive=recursive, pattern=glob, shard=shard_spec, progress=_BarProgress(bars),
             max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)

@@ -1,15 +1,24 @@
 """`rgb2raw score PRED GT`: the numbers CodaLab will print, paired by stem, fast.
 
-stdout: a table (worst images first) and, as its last line, the means. stderr: a progress
-bar for large sets (when stderr is a terminal) and warnings. Exit 1 on any bad input.
+stdout: the worst images (10 unless --top/--all say otherwise) and, as its last line, the
+means; or, with `--json -` / `--csv -`, that document alone. stderr: a progress bar for large
+sets (when stderr is a terminal) and warnings. Exit 1 on bad input, 2 on usage mistakes.
+
+Only light modules are imported at the top: numpy and OpenCV load when the command runs,
+so `rgb2raw --help` does not pay for them. Output files are checked before any scoring,
+and the results are printed before they are written, so a failed write loses nothing.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import contextlib
 import json
 import logging
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,82 +27,113 @@ import typer
 from rgb2raw.cli._app import app, reports_errors
 from rgb2raw.errors import Rgb2RawError
 
-if TYPE_CHECKING:  # imported when the command runs (start-up time of --help)
-    from rich.table import Table
-
-    from rgb2raw import scoring
-
-CHALLENGE_WHITE_LEVEL = 1024.0  # rgb2raw.raw.CHALLENGE_WHITE_LEVEL, which imports numpy
+if TYPE_CHECKING:
+    from rgb2raw.scoring import ScoreResult
 
 log = logging.getLogger("rgb2raw.cli")
 PROGRESS_MIN_IMAGES = 50  # smaller sets finish before a bar is worth drawing
+DEFAULT_TOP = 10
+STDOUT = "-"
 
 
-def _check_output(path: Path | None, force: bool) -> None:
-    if path is not None and path.exists() and not force:
-        raise Rgb2RawError(path, "already exists (use --force to replace it)")
+def _positive_finite(value: float | None) -> float | None:
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise typer.BadParameter(f"must be a positive number, got {value:g}")
+    return value
 
 
-def _write_json(path: Path, result: scoring.ScoreResult, force: bool) -> None:
-    from rgb2raw._atomic import atomic_write
+def _check_output(path: Path | None, overwrite: bool) -> None:
+    """Refuse, before any work, an output file that exists, is a folder or cannot be written."""
+    if path is None or str(path) == STDOUT:
+        return
+    if str(path).strip() == "":
+        raise typer.BadParameter("an empty path is not an output file")
+    if path.is_dir():
+        raise Rgb2RawError(path, "is a folder; expected a file name")
+    if path.exists() and not overwrite:
+        raise Rgb2RawError(path, "already exists (use --overwrite to replace it)")
+    folder = path.parent
+    if not folder.is_dir():
+        # Nothing is created before the results exist; a missing folder is made then.
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise Rgb2RawError(path, f"cannot be written: {existing} is a file, not a folder")
+        folder = existing or Path(".")
+    try:  # the only reliable test of writability (read-only mounts, /sys, ACLs)
+        fd, probe = tempfile.mkstemp(prefix=".rgb2raw-tmp-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise Rgb2RawError(path, f"cannot be written ({exc.strerror or exc})") from None
 
-    with atomic_write(path, overwrite=force) as handle:
-        handle.write((json.dumps(result.to_dict(), indent=2) + "\n").encode("utf-8"))
+
+def _json_text(result: ScoreResult) -> str:
+    return json.dumps(result.to_dict(), indent=2) + "\n"
 
 
-def _write_csv(path: Path, result: scoring.ScoreResult, force: bool) -> None:
+def _csv_text(result: ScoreResult) -> str:
+    # Stems are file stems: no commas, quotes or newlines need escaping in practice, but
+    # the csv module quotes them correctly if they do.
+    import csv
+    import io
+
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    from rgb2raw._atomic import atomic_write
-
     writer.writerow(["stem", "psnr", "ssim"])
     for image in result.per_image:
         writer.writerow([image.stem, repr(image.psnr), repr(image.ssim)])
-    with atomic_write(path, overwrite=force) as handle:
-        handle.write(text.getvalue().encode("utf-8"))
+    return text.getvalue()
 
 
-def _table(result: scoring.ScoreResult, top: int | None) -> Table:
-    from rich.table import Table
+def _write_file(path: Path, text: str, overwrite: bool) -> None:
+    from rgb2raw._atomic import atomic_write
 
+    try:
+        with atomic_write(path, overwrite=overwrite) as handle:
+            handle.write(text.encode("utf-8"))
+    except FileExistsError:
+        if path.exists():
+            raise Rgb2RawError(path, "already exists (use --overwrite to replace it)") from None
+        raise Rgb2RawError(path, "cannot be written: a parent is a file, not a folder") from None
+    except OSError as exc:
+        raise Rgb2RawError(path, f"cannot be written ({exc.strerror or exc})") from None
+
+
+def table_lines(result: ScoreResult, top: int | None) -> list[str]:
+    """The per-image table, worst first: plain aligned text (fast for thousands of rows)."""
     shown = result.worst_first(top)
-    title = f"worst {len(shown)} of {result.count}" if len(shown) < result.count else "per image, worst first"
-    table = Table(title=title, title_justify="left")
-    table.add_column("image")
-    table.add_column("PSNR (dB)", justify="right")
-    table.add_column("SSIM", justify="right")
-    for image in shown:
-        table.add_row(image.stem, f"{image.psnr:.4f}", f"{image.ssim:.6f}")
-    return table
+    if not shown:
+        return []
+    title = (f"worst {len(shown)} of {result.count}" if len(shown) < result.count
+             else "per image, worst first")
+    width = max(5, *(len(image.stem) for image in shown))
+    lines = [title, f"{'image':<{width}}  {'PSNR (dB)':>10}  {'SSIM':>8}"]
+    lines += [f"{image.stem:<{width}}  {image.psnr:>10.4f}  {image.ssim:>8.6f}" for image in shown]
+    return lines
 
 
-def summary_line(result: scoring.ScoreResult) -> str:
+def summary_line(result: ScoreResult) -> str:
     """The last line of stdout."""
     return f"mean PSNR {result.psnr:.4f} dB  SSIM {result.ssim:.6f}  ({result.count} images)"
 
 
-@app.command(rich_help_panel="AIM 2022 challenge")
-@reports_errors
-def score(
-    pred: Annotated[Path, typer.Argument(help="Predicted .npy folder, or a submission .zip.")],
-    gt: Annotated[Path, typer.Argument(help="Ground-truth .npy folder.")],
-    white_level: Annotated[float, typer.Option(
-        "--white-level", help="Values are divided by this (the challenge's scorer uses 1024).")
-    ] = CHALLENGE_WHITE_LEVEL,
-    allow_missing: Annotated[bool, typer.Option(
-        "--allow-missing", help="Score the pairs that exist instead of failing on missing/extra files.")
-    ] = False,
-    top: Annotated[int | None, typer.Option(
-        "--top", min=0, help="Show only the N worst images in the table.")] = None,
-    json_path: Annotated[Path | None, typer.Option(
-        "--json", help="Also write {psnr, ssim, count, per_image} to this JSON file.")] = None,
-    csv_path: Annotated[Path | None, typer.Option(
-        "--csv", help="Also write stem,psnr,ssim rows to this CSV file.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing --json/--csv files.")] = False,
-    workers: Annotated[int | None, typer.Option(
-        "--workers", min=1, help="Scoring threads (default: one per core).")] = None,
-) -> None:
-    """Score predictions like the AIM 2022 CodaLab scorer (same PSNR/SSIM), pairing files by stem."""
+def _print(text: str) -> None:
+    """Write to stdout; a closed pipe (`| head`) ends the output quietly, not with a traceback."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):  # keep the interpreter's final flush quiet too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1) from None
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback: a bar on an interactive stderr, nothing otherwise (rich loads lazily)."""
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -103,32 +143,84 @@ def score(
         TimeRemainingColumn,
     )
 
-    from rgb2raw import scoring
-
-    _check_output(json_path, force)
-    _check_output(csv_path, force)
-    stderr = Console(stderr=True)
     with Progress(TextColumn("score"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=stderr, transient=True, disable=not stderr.is_terminal) as bars:
+                  console=Console(stderr=True), transient=True) as bars:
         task = bars.add_task("score", total=None)
 
         def advance(done: int, total: int) -> None:
             if total >= PROGRESS_MIN_IMAGES:
                 bars.update(task, completed=done, total=total)
 
-        result = scoring.score(pred, gt, white_level=white_level, allow_missing=allow_missing,
-                               workers=workers, on_progress=advance)
+        yield advance
+
+
+@app.command(rich_help_panel="AIM 2022 challenge")
+@reports_errors
+def score(
+    pred: Annotated[Path, typer.Argument(
+        metavar="PRED", help="Predicted .npy folder, or a submission .zip.", show_default=False)],
+    gt: Annotated[Path, typer.Argument(
+        metavar="GT", help="Ground-truth .npy folder (or .zip).", show_default=False)],
+    white_level: Annotated[float | None, typer.Option(
+        "--white-level", metavar="DN", callback=_positive_finite, show_default=False,
+        help="Values are divided by this (default 1024, the challenge's).")] = None,
+    allow_missing: Annotated[bool, typer.Option(
+        "--allow-missing", metavar="",
+        help="Score the pairs that exist instead of failing on missing/extra files.")] = False,
+    allow_multiple_folders: Annotated[bool, typer.Option(
+        "--allow-multiple-folders", metavar="",
+        help="Score a zip whose .npy files sit in several folders as one set "
+             "(the official scorer reads only one).")] = False,
+    top: Annotated[int, typer.Option(
+        "--top", min=0, metavar="N", help="Show the N worst images (0: only the means).")
+    ] = DEFAULT_TOP,
+    show_all: Annotated[bool, typer.Option(
+        "--all", metavar="", help="Show every image, worst first.")] = False,
+    json_path: Annotated[Path | None, typer.Option(
+        "--json", metavar="FILE",
+        help="Write {psnr, ssim, count, per_image} as JSON ('-': to stdout, alone).",
+        show_default=False)] = None,
+    csv_path: Annotated[Path | None, typer.Option(
+        "--csv", metavar="FILE", help="Write stem,psnr,ssim rows as CSV ('-': to stdout, alone).",
+        show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", metavar="", help="Replace existing --json/--csv files.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", hidden=True, metavar="", help="Old spelling of --overwrite.")] = False,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, metavar="N", help="Scoring threads (default: one per core).",
+        show_default=False)] = None,
+) -> None:
+    """Score predictions like the AIM 2022 CodaLab scorer (same PSNR/SSIM), pairing files by stem."""
+    overwrite = overwrite or force
+    to_stdout = [p for p in (json_path, csv_path) if p is not None and str(p) == STDOUT]
+    if len(to_stdout) > 1:
+        raise typer.BadParameter("only one of --json and --csv can go to stdout ('-')")
+    _check_output(json_path, overwrite)
+    _check_output(csv_path, overwrite)
+
+    from rgb2raw import scoring  # numpy and OpenCV: only now that there is work
+    from rgb2raw.raw import CHALLENGE_WHITE_LEVEL
+
+    with _progress(enabled=True) as advance:
+        result = scoring.score(pred, gt, white_level=white_level or CHALLENGE_WHITE_LEVEL,
+                               allow_missing=allow_missing,
+                               allow_multiple_folders=allow_multiple_folders, workers=workers,
+                               on_progress=advance)
     if result.missing:
         log.warning("%d ground-truth files have no prediction (not scored): %s",
                     len(result.missing), ", ".join(result.missing[:8]))
     if result.extra:
         log.warning("%d predictions have no ground truth (not scored): %s",
                     len(result.extra), ", ".join(result.extra[:8]))
-    if json_path is not None:
-        _write_json(json_path, result, force)
-    if csv_path is not None:
-        _write_csv(csv_path, result, force)
-    stdout = Console(soft_wrap=True)
-    if top != 0:
-        stdout.print(_table(result, top))
-    typer.echo(summary_line(result))
+
+    documents = [(json_path, _json_text), (csv_path, _csv_text)]
+    if to_stdout:  # stdout carries that document alone, so it can be piped
+        _print(next(render(result) for path, render in documents
+                    if path is not None and str(path) == STDOUT))
+    else:
+        lines = table_lines(result, None if show_all else top) if (show_all or top) else []
+        _print("\n".join([*lines, summary_line(result)]) + "\n")
+    for path, render in documents:
+        if path is not None and str(path) != STDOUT:
+            _write_file(path, render(result), overwrite)

@@ -209,9 +209,9 @@ def train(
         synthetic_length=synthetic_length, cache=cache, checkpoint_every=checkpoint_every,
         synthetic_regime=synthetic_regime, synthetic_plain=synthetic_plain,
     )
-    common.require_extra("torch", "training")
-    if export:
-        common.require_extra("onnx", "exporting the trained network (or pass --no-export)")
+    from rgb2raw.train import check_requirements
+
+    check_requirements(export=export)
     _check_run_folder(out, resume=resume)
     if not resume:
         _checked_config(config)
