@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rgb2raw import isp, zoo
+from rgb2raw import download, isp, zoo
 from rgb2raw.cameras import CAMERA_NAMES, PROFILES, CameraProfile
 
 torch = pytest.importorskip("torch")
@@ -167,7 +167,7 @@ def test_cards_agree_with_the_camera_profile_and_the_file(camera: CameraProfile)
     assert entry.bundled and entry.format == "onnx" and entry.urls == ()
     path = BUNDLED / entry.filename
     assert entry.size == path.stat().st_size
-    git_blob_sha1, sha256 = zoo.download.file_digests(path)
+    git_blob_sha1, sha256 = download.file_digests(path)
     assert (entry.git_blob_sha1, entry.sha256) == (git_blob_sha1, sha256)
 
 

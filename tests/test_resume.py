@@ -18,9 +18,9 @@ from rgb2raw.cli import app
 # third file is reported done, as a killed job or a machine losing power would.
 KILLED_RUN = """
 import os, signal, sys
-from rgb2raw.backends import load_model
+from rgb2raw.pipeline import load_model
 from rgb2raw.cameras import get_camera
-from rgb2raw.pipeline import infer_paths
+from rgb2raw.batch import infer_paths
 
 class DieAfterThree:
     done = 0

@@ -73,22 +73,6 @@ def _progress(enabled: bool) -> Iterator[_BarProgress | None]:
         yield _BarProgress(bars)
 
 
-def _resolve_camera(camera: str | None, model: str | None, arch: str | None) -> str:
-    """--camera, else the zoo model's camera, else generic."""
-    card_camera = None
-    if model is not None and arch is None:
-        if Path(model).exists():  # a run folder, a card, or weights with a card beside them
-            local = zoo.find_local_card(model)
-            card_camera = None if local is None else local.camera
-        elif not Path(model).suffix:
-            card_camera = zoo.get_model(model).camera
-    if camera is None:
-        return card_camera or "generic"
-    if card_camera is not None and card_camera not in (camera, "generic"):
-        log.warning("model %s was made for camera %s, not %s", model, card_camera, camera)
-    return camera
-
-
 @app.command("infer", rich_help_panel="Reconstruct RAW")
 @reports_errors
 def infer_command(
@@ -152,32 +136,31 @@ def infer_command(
         "--progress/--no-progress", help="Progress bar on stderr (terminals only).")] = True,
 ) -> None:
     """Reconstruct RAW from RGB images with a model from the zoo or a local file."""
-    from rgb2raw import pipeline
-    from rgb2raw.backends import load_model
-    from rgb2raw.batch import parse_shard, shard_from_env
+    from rgb2raw import batch, pipeline
     from rgb2raw.cameras import get_camera
+    from rgb2raw.jobs import parse_shard, shard_from_env
 
     if skip_existing and overwrite:
         raise Rgb2RawError(None, "--skip-existing and --overwrite exclude each other")
     for name, value, allowed in (("--backend", backend, ("onnx", "torch")),
                                  ("--device", device, ("cpu", "cuda")),
                                  ("--stitch", stitch, ("auto", "off")),
-                                 ("--format", output_format, pipeline.OUTPUT_FORMATS)):
+                                 ("--format", output_format, batch.OUTPUT_FORMATS)):
         if value not in allowed:
             raise Rgb2RawError(None, f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     shard_spec = parse_shard(shard) if shard else shard_from_env()
-    camera_name = _resolve_camera(camera, model, arch)
-    profile = get_camera(camera_name)
-    loaded = load_model(model, camera=camera_name, backend=backend,  # type: ignore[arg-type]
-                        device=device, threads=threads, fp16=fp16,  # type: ignore[arg-type]
-                        providers=provider or None, arch=arch)
+    loaded = pipeline.load_model(model, camera=camera, arch=arch,
+                                 backend=backend,  # type: ignore[arg-type]
+                                 device=device, threads=threads, fp16=fp16,  # type: ignore[arg-type]
+                                 providers=provider or None)
+    profile = get_camera(camera or loaded.card.camera)
     run = pipeline.RunSettings(tile=tile, overlap=overlap, batch_size=batch_size,
                                tta=8 if tta else 1)
-    out = pipeline.OutputSettings(format=output_format, noise=noise, iso=iso,  # type: ignore[arg-type]
+    out = batch.OutputSettings(format=output_format, noise=noise, iso=iso,  # type: ignore[arg-type]
                                   seed=seed, skip_existing=skip_existing, overwrite=overwrite)
     started = time.perf_counter()
     with _progress(progress) as bar:
-        report = pipeline.infer_paths(inputs, output, loaded, profile, run=run, out=out,
+        report = batch.infer_paths(inputs, output, loaded, profile, run=run, out=out,
                                       stitch=stitch, recursive=recursive,  # type: ignore[arg-type]
                                       pattern=glob, shard=shard_spec, progress=bar)
     seconds = time.perf_counter() - started

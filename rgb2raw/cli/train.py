@@ -104,6 +104,9 @@ def train(
         "--export/--no-export", help="Export the best checkpoint to ONNX with a model card.")] = True,
 ) -> None:
     """Train a reverse-ISP network on challenge pairs or on photos, then export it for infer."""
+    from rgb2raw.train import check_requirements
+
+    check_requirements(export=export)
     from rgb2raw.train.loop import Callbacks
     from rgb2raw.train.loop import train as run_training
 

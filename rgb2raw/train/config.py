@@ -11,11 +11,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from rgb2raw.levels import SCORER
+from rgb2raw.nets import TRAINABLE
+
 BadPairPolicy = Literal["skip", "stop"]
-TRAIN_ARCHS: tuple[str, ...] = ("tiny", "unet", "liteisp")
+#: The architectures `rgb2raw train` trains (the registry's trainable ones).
+TRAIN_ARCHS: tuple[str, ...] = TRAINABLE
 # The scorer's units: the network predicts DN / 1024 (black 0, white 1024) unless an --init
 # model says otherwise; an ONNX file with these units needs no card to be used correctly.
-SCORER_LEVELS = (0.0, 1024.0)
+SCORER_LEVELS = (SCORER.black, SCORER.white)
 
 
 @dataclass

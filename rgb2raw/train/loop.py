@@ -29,13 +29,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from rgb2raw._atomic import atomic_write
 from rgb2raw.cameras import get_camera
 from rgb2raw.errors import Rgb2RawError
+from rgb2raw.levels import Levels
+from rgb2raw.nets import contract
 from rgb2raw.train import data as train_data
 from rgb2raw.train.checkpoint import (
     build_model,
@@ -53,7 +54,9 @@ from rgb2raw.train.distributed import (
     shard_sampler,
     shutdown,
 )
+from rgb2raw.train.evaluation import evaluate
 from rgb2raw.train.losses import combined_loss, parse_loss_spec
+from rgb2raw.train.optimiser import WeightEMA, learning_rate, rng_state, set_rng_state
 from rgb2raw.train.report import EpochRecord, plot_curves, write_csv
 from rgb2raw.train.simulate import REGIMES
 
@@ -61,8 +64,6 @@ log = logging.getLogger("rgb2raw.train")
 
 LAST = "last.pt"
 BEST = "best.pt"
-# The scorer divides DN by this (FORMAT.md); validation scores use the same units.
-SCORER_WHITE = 1024.0
 
 
 @dataclass(frozen=True)
@@ -118,47 +119,6 @@ class _State:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-class WeightEMA:
-    """Exponential moving average of a model's floating-point weights and buffers.
-
-    The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` so early averages are not
-    dominated by the random initialisation.
-    """
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.updates = 0
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for name, value in model.state_dict().items():
-            if value.dtype.is_floating_point:
-                self.shadow[name].mul_(decay).add_(value.detach(), alpha=1 - decay)
-            else:
-                self.shadow[name].copy_(value)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"updates": self.updates, "shadow": self.shadow}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.updates = int(state["updates"])
-        self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
-
-
-def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """Linear warm-up over ``warmup * total_steps`` steps, then cosine decay to min_lr_ratio."""
-    warmup_steps = int(config.warmup * total_steps)
-    if step < warmup_steps:
-        return config.lr * (step + 1) / warmup_steps
-    span = max(1, total_steps - warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / span)
-    floor = config.lr * config.min_lr_ratio
-    return floor + (config.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 # ------------------------------------------------------------------------------------ data
 
 
@@ -183,7 +143,7 @@ def prepare_data(config: TrainConfig, context: DistContext, size_multiple: int,
     Under DDP every rank checks its share of the files and the verdicts are gathered, so all
     ranks agree on the same dataset.
     """
-    levels = train_data.Levels(config.black_level, config.white_level)
+    levels = Levels(config.black_level, config.white_level)
     min_side = config.crop + 2
     if config.data is not None:
         pairs, bad = train_data.find_pairs(config.data)
@@ -228,58 +188,7 @@ def prepare_data(config: TrainConfig, context: DistContext, size_multiple: int,
     return synthetic_train, synthetic_val, bad
 
 
-# ------------------------------------------------------------------------------ evaluation
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, dataset: Any, config: TrainConfig, context: DistContext
-             ) -> tuple[float, float]:
-    """Mean PSNR and SSIM over `dataset` in the scorer's units (DN / 1024), all ranks.
-
-    Each rank scores every world_size-th item; the sums are gathered. The scores are
-    `rgb2raw.metrics`' (the official semantics), on predictions rounded like a submission.
-    """
-    from rgb2raw import metrics
-
-    levels = train_data.Levels(config.black_level, config.white_level)
-    was_training = model.training
-    model.eval()
-    totals = [0.0, 0.0, 0]
-    for index in range(context.rank, len(dataset), context.world_size):
-        rgb, target = dataset[index]
-        output = model(torch.from_numpy(rgb)[None].to(context.device)).float().cpu().numpy()[0]
-        prediction = _scorer_units(levels.to_dn(output.transpose(1, 2, 0)))
-        reference = _scorer_units(levels.to_dn(target.transpose(1, 2, 0)))
-        totals[0] += float(metrics.psnr(prediction, reference))
-        totals[1] += float(metrics.ssim(prediction, reference))
-        totals[2] += 1
-    model.train(was_training)
-    gathered = gather_objects(context, totals)
-    count = sum(int(t[2]) for t in gathered)
-    if count == 0:
-        return math.nan, math.nan
-    return sum(t[0] for t in gathered) / count, sum(t[1] for t in gathered) / count
-
-
-def _scorer_units(dn: np.ndarray) -> np.ndarray:
-    """DN -> what a submission holds, read back by the scorer: rint, clip to [0, 1024], / 1024."""
-    return (np.clip(np.rint(dn), 0, SCORER_WHITE) / SCORER_WHITE).astype(np.float32)
-
-
 # -------------------------------------------------------------------------------- the loop
-
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
@@ -301,6 +210,9 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     the cosine schedule from that point). `stop_after_steps` stops, saving ``last.pt``, once
     the global step reaches it (to test or split a run). Under torchrun this runs on every rank.
     """
+    from rgb2raw.train import check_requirements
+
+    check_requirements(export=export)  # before any data is read, not after hours of training
     callbacks = callbacks or Callbacks()
     run_dir = Path(run_dir)
     _check_run_dir(run_dir, resume=resume, overwrite=overwrite)
@@ -345,7 +257,7 @@ def _train(config: TrainConfig, run_dir: Path, context: DistContext,
     if init_path is not None:
         load_init_weights(model, init_path, config.arch, config.net_kwargs)
     model.to(context.device)
-    size_multiple = int(getattr(model, "size_multiple", 2))
+    size_multiple = contract(config.arch).size_multiple
     if config.crop % size_multiple:
         raise Rgb2RawError(None, f"--crop {config.crop} is not a multiple of {size_multiple}, "
                                  f"which the {config.arch} network needs")
@@ -380,7 +292,7 @@ def _train(config: TrainConfig, run_dir: Path, context: DistContext,
         if ema is not None:
             ema.load_state_dict(train_state["ema"])
         state = _State(**train_state["loop"])
-        _set_rng_state(train_state["rng"])
+        set_rng_state(train_state["rng"])
 
     sampler = shard_sampler(len(train_set), context, seed=config.seed, shuffle=True)
     steps_per_epoch = math.ceil(len(sampler) / config.batch_size)
@@ -409,7 +321,7 @@ def _train(config: TrainConfig, run_dir: Path, context: DistContext,
                 "scaler": scaler.state_dict(),
                 "ema": None if ema is None else ema.state_dict(),
                 "loop": asdict(state),
-                "rng": _rng_state(),
+                "rng": rng_state(),
             }
             result.last_path = save_checkpoint(run_dir / LAST, payload)
         barrier(context)
