@@ -29,10 +29,10 @@ from rgb2raw import download
 from rgb2raw.errors import Rgb2RawError
 
 Camera = Literal["s7", "p20", "generic"]
-Arch = Literal["parametric", "unet", "liteisp", "tiny"]
+Arch = Literal["parametric", "unet", "liteisp", "tiny", "global"]
 FileFormat = Literal["onnx", "torch"]
 CAMERAS: tuple[str, ...] = ("s7", "p20", "generic")
-ARCHS: tuple[str, ...] = ("parametric", "unet", "liteisp", "tiny")
+ARCHS: tuple[str, ...] = ("parametric", "unet", "liteisp", "tiny", "global")
 FORMATS: tuple[str, ...] = ("onnx", "torch")
 
 #: Called during `pull` with (file name, bytes so far, total bytes or None).

@@ -6,6 +6,8 @@ names without it, and `build_net` / `load_checkpoint` import torch only when cal
 Architectures (names are what model cards use):
 - ``"unet"``: `rgb2raw.nets.unet.ReverseISPUNet`, the challenge organisers' baseline.
 - ``"liteisp"``: `rgb2raw.nets.liteisp.LiteISPNetS`, MiAlgo's 2nd-place network.
+- ``"global"``: `rgb2raw.nets.globalnet.GlobalReverseISP`, the calibrated inverse corrected
+  from image-level statistics (full frame).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from rgb2raw.errors import Rgb2RawError
 if TYPE_CHECKING:
     from torch import nn
 
-ARCHITECTURES: tuple[str, ...] = ("unet", "liteisp", "tiny", "parametric")
+ARCHITECTURES: tuple[str, ...] = ("unet", "liteisp", "tiny", "parametric", "global")
 
 # Keys under which training scripts commonly nest the weights, tried in this order.
 # MiAlgo saves {"state_dict_model": ...}; the official baseline saves the bare state dict.
@@ -43,6 +45,10 @@ def build_net(arch: str, **kwargs: Any) -> nn.Module:
         from rgb2raw.nets.tiny import LocalReverseISP, TinyReverseISP
 
         return LocalReverseISP(**kwargs) if kwargs.pop("local", False) else TinyReverseISP(**kwargs)
+    if arch == "global":  # the learned offline default: needs camera= and centre_gains=
+        from rgb2raw.nets.globalnet import GlobalReverseISP
+
+        return GlobalReverseISP(**kwargs)
     if arch == "parametric":  # needs camera=<name or CameraProfile>; has no weights to learn
         from rgb2raw.cameras import CameraProfile, get_camera
         from rgb2raw.nets.parametric import ParametricInverseISP
