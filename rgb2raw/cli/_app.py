@@ -63,12 +63,29 @@ def _skip_coercion(command: Any, ctx: Any) -> None:
         pass
 
 
+def _plain_help(command: Any, ctx: Any) -> None:
+    """Show no Python type in --help: no ``<bool>`` after a flag (typer's own --help and
+    completion flags included), no ``<list[Path]>`` after an argument (its name says it)."""
+    from typer.core import TyperArgument, TyperOption
+
+    help_option = command.get_help_option(ctx)
+    for param in [*command.get_params(ctx), help_option]:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+        elif isinstance(param, TyperArgument):
+            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+
+
 class FastFlags(TyperGroup):
     """A command group that skips needless value coercion (see `_skip_coercion`)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         _skip_coercion(self, ctx)
         return list(super().parse_args(ctx, args))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _plain_help(self, ctx)
+        super().format_help(ctx, formatter)
 
 
 class FastCommand(TyperCommand):
@@ -78,6 +95,10 @@ class FastCommand(TyperCommand):
         if ctx.resilient_parsing:
             _skip_coercion(self, ctx)
         return list(super().parse_args(ctx, args))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _plain_help(self, ctx)
+        super().format_help(ctx, formatter)
 
 
 def use_fast_commands(typer_app: typer.Typer) -> None:
@@ -111,7 +132,9 @@ class _OneLineErrors(FastFlags):
         try:
             code = run()
         except typer.TyperException as exc:  # click's usage errors derive from it
-            typer.echo(f"error: {exc.format_message()}{_help_hint(exc)}", err=True)
+            # typer passes pydantic's "Value error, " prefix through; it says nothing here.
+            message = exc.format_message().replace("Value error, ", "")
+            typer.echo(f"error: {message}{_help_hint(exc)}", err=True)
             sys.exit(exc.exit_code)
         except typer.Abort:
             typer.echo("aborted", err=True)
