@@ -63,17 +63,36 @@ def _skip_coercion(command: Any, ctx: Any) -> None:
         pass
 
 
+_TYPE_WORDS = {"int": "INTEGER", "float": "NUMBER", "str": "TEXT", "Path": "PATH"}
+
+
+def _value_word(param: Any) -> str | None:
+    """A word for an option's value (``PATH``, ``INTEGER``), or None for a choice (typer then
+    lists the choices, which is better)."""
+    descriptor = param.type_descriptor
+    if descriptor.is_choice:
+        return None
+    annotation = descriptor.annotation
+    if getattr(annotation, "__origin__", None) is list:
+        annotation = annotation.__args__[0]
+    name = getattr(annotation, "__name__", str(annotation))
+    return _TYPE_WORDS.get(name, name.upper())
+
+
 def _plain_help(command: Any, ctx: Any) -> None:
     """Show no Python type in --help: no ``<bool>`` after a flag (typer's own --help and
-    completion flags included), no ``<list[Path]>`` after an argument (its name says it)."""
-    from typer.core import TyperArgument, TyperOption
+    completion flags included), words instead of ``<path>`` or ``<int>`` where a command did
+    not name its value, and nothing after an argument (its name says it)."""
+    try:
+        from typer.core import TyperArgument, TyperOption
 
-    help_option = command.get_help_option(ctx)
-    for param in [*command.get_params(ctx), help_option]:
-        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
-            param.metavar = ""
-        elif isinstance(param, TyperArgument):
-            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+        for param in [*command.get_params(ctx), command.get_help_option(ctx)]:
+            if isinstance(param, TyperOption) and param.metavar is None:
+                param.metavar = "" if param.is_flag else _value_word(param)
+            elif isinstance(param, TyperArgument):
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+    except (ImportError, AttributeError):  # pragma: no cover - another typer: its own style
+        pass
 
 
 class FastFlags(TyperGroup):
