@@ -152,7 +152,7 @@ def infer_command(
     loaded = pipeline.load_model(model, camera=camera, arch=arch,
                                  backend=backend,  # type: ignore[arg-type]
                                  device=device, threads=threads, fp16=fp16,  # type: ignore[arg-type]
-                                 providers=provider or None)
+                                 providers=provider or None, background=True)
     profile = get_camera(camera or loaded.card.camera)
     run = pipeline.RunSettings(tile=tile, overlap=overlap, batch_size=batch_size,
                                tta=8 if tta else 1)
