@@ -1,7 +1,7 @@
 """Challenge crops <-> full frames.
 
 The AIM 2022 data cut every photo into 48 crops named ``{scene}_{k}.jpg``, k = 0..47, on a
-6 rows x 8 columns grid numbered row-major (FORMAT.md). Stitching a scene's crops back gives the
+6 rows x 8 columns grid numbered row-major (docs/conventions.md). Stitching a scene's crops back gives the
 network the whole frame (context across crop borders, and a frame-position-dependent model such
 as a learned lens-shading mask sees true positions); the packed output is then split back into
 one RAW crop per input crop. Crops tile the frame exactly (no overlap), so both ways are copies.

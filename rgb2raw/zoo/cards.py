@@ -134,6 +134,11 @@ class CardContract:
     def __init__(self, card: ModelCard) -> None:
         self.card = card
 
+    def _inherit(self, name: str) -> Any:
+        """The card's own value of field `name`, else its architecture's."""
+        value = getattr(self.card, name)
+        return getattr(self.card.architecture, name) if value is None else value
+
     @property
     def name(self) -> str:
         return self.card.name
@@ -144,28 +149,23 @@ class CardContract:
 
     @property
     def rgb_range(self) -> float:
-        value = self.card.rgb_range
-        return self.card.architecture.rgb_range if value is None else value
+        return self._inherit("rgb_range")
 
     @property
     def size_multiple(self) -> int:
-        value = self.card.size_multiple
-        return self.card.architecture.size_multiple if value is None else value
+        return self._inherit("size_multiple")
 
     @property
     def full_frame(self) -> bool:
-        value = self.card.full_frame
-        return self.card.architecture.full_frame if value is None else value
+        return self._inherit("full_frame")
 
     @property
     def context(self) -> int | None:
-        value = self.card.context
-        return self.card.architecture.context if value is None else value
+        return self._inherit("context")
 
     @property
     def bytes_per_pixel(self) -> int | None:
-        value = self.card.bytes_per_pixel
-        return self.card.architecture.bytes_per_pixel if value is None else value
+        return self._inherit("bytes_per_pixel")
 
     @property
     def input_size(self) -> tuple[int, int] | None:
@@ -194,8 +194,7 @@ class CardContract:
 
     @property
     def clip_low(self) -> nets.ClipLow:
-        value = self.card.clip_low
-        return self.card.architecture.clip_low if value is None else value
+        return self._inherit("clip_low")
 
     @property
     def low(self) -> float:
@@ -204,8 +203,7 @@ class CardContract:
 
     @property
     def rounding(self) -> nets.Rounding:
-        value = self.card.rounding
-        return self.card.architecture.rounding if value is None else value
+        return self._inherit("rounding")
 
     @property
     def shading(self) -> RadialShading | None:
