@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.errors import OutputExists, Rgb2RawError
 from rgb2raw.jobs import (
     InputFile,
     Job,
@@ -81,6 +81,8 @@ class FileResult:
     problem: str = ""
     #: RGB pixels processed (0 when skipped or failed).
     pixels: int = 0
+    #: The error behind a failure, when it was one of ours (`OutputExists` for a kept output).
+    error: Rgb2RawError | None = None
 
 
 class BatchProgress(Protocol):
@@ -145,6 +147,10 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
 
 
+def _ours(exc: BaseException) -> Rgb2RawError | None:
+    return exc if isinstance(exc, Rgb2RawError) else None
+
+
 class _Job:
     """How to decode, compute and write the files of one `infer_paths` call."""
 
@@ -161,13 +167,14 @@ class _Job:
             return None
         if self.out.skip_existing:
             return FileResult(entry.path, target, "skipped")
-        return FileResult(entry.path, target, "failed",
-                          f"output {target} already exists (overwrite it or skip existing outputs)")
+        error = OutputExists(target)
+        return FileResult(entry.path, target, "failed", str(error), error=error)
 
     def read(self, entry: InputFile) -> np.ndarray:
+        """The image as decoded (uint8 for a JPEG): the engine converts it tile by tile."""
         from rgb2raw.rgb import read_rgb
 
-        return read_rgb(entry.path, max_pixels=self.max_pixels)
+        return read_rgb(entry.path, max_pixels=self.max_pixels, as_float=False)
 
     def decode(self, job: Job) -> list[_Unit]:
         """The units of `job` (reader thread): one image, a stitched frame, or the crops of a
@@ -176,13 +183,17 @@ class _Job:
             return [_Unit(job.files, self.read(job.files[0]))]
         import numpy as np
 
+        from rgb2raw.rgb import to_unit
         from rgb2raw.stitch import crop_slices, frame_shape
 
         grid = self.camera.crop_grid
         first = self.read(job.files[0])
-        frame = np.empty(frame_shape(grid, first.shape), dtype=np.float32)
+        frame = np.empty(frame_shape(grid, first.shape), dtype=first.dtype)
         for index, entry in enumerate(job.files):
             crop = first if index == 0 else self.read(entry)
+            if crop.dtype != frame.dtype:  # e.g. one 16-bit PNG among 8-bit crops
+                frame = frame if frame.dtype == np.float32 else to_unit(frame)
+                crop = to_unit(crop)
             if crop.shape != first.shape:
                 problem = (f"is {crop.shape[1]}x{crop.shape[0]} but {job.files[0].path.name} is "
                            f"{first.shape[1]}x{first.shape[0]}; scene {job.scene} cannot be stitched")
@@ -205,7 +216,14 @@ class _Job:
         from rgb2raw.stitch import split_frame
 
         assert unit.image is not None
-        values = predict(unit.image, self.model, self.run)
+        box = None
+        if len(unit.files) == 1 and self.model.contract.shading is not None:
+            from rgb2raw.stitch import crop_box
+
+            side = self.camera.rgb_crop
+            box = crop_box(unit.files[0].path.stem, unit.image.shape[:2],
+                           self.camera.crop_grid, (side, side))
+        values = predict(unit.image, self.model, self.run, box=box)
         unit.image = None  # the decoded input is not needed any more
         if len(unit.files) == 1:
             return [values]
@@ -227,7 +245,7 @@ class _Job:
             dn = quantise(values, contract, noisy=self.out.noise)
             _write(target, dn, self.out, self.camera)
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-            return FileResult(entry.path, None, "failed", _describe(exc))
+            return FileResult(entry.path, None, "failed", _describe(exc), error=_ours(exc))
         return FileResult(entry.path, target, "written", pixels=4 * values.shape[0] * values.shape[1])
 
 
@@ -328,6 +346,7 @@ def infer_paths(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
         queue = iter(jobs)
         for job in itertools.islice(queue, READ_AHEAD):
             decoded.append((job, reader.submit(decode, job)))
+        model.backend.ready()  # a model that cannot open fails the run, not each file
         while decoded:
             job, pending = decoded.popleft()
             following = next(queue, None)
@@ -350,7 +369,8 @@ def infer_paths(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
                             outputs[entry.rel] = writer.submit(work.write, entry, values)
             except Exception as exc:  # noqa: BLE001 - a failed job fails its files, not the batch
                 problem = _describe(exc)
-                outputs.update({f.rel: FileResult(f.path, None, "failed", problem)
+                outputs.update({f.rel: FileResult(f.path, None, "failed", problem,
+                                                  error=_ours(exc))
                                 for f in job.files if f.rel not in outputs})
             outcomes.extend(outputs[f.rel] for f in job.files)
             settle(WRITE_BEHIND)

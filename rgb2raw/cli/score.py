@@ -50,6 +50,8 @@ def _check_output(path: Path | None, overwrite: bool) -> None:
         raise typer.BadParameter("an empty path is not an output file")
     if path.is_dir():
         raise Rgb2RawError(path, "is a folder; expected a file name")
+    if path.exists() and not path.is_file():  # /dev/null, a FIFO: replacing it would be wrong
+        raise Rgb2RawError(path, "is not a regular file ('-' writes to stdout)")
     if path.exists() and not overwrite:
         raise Rgb2RawError(path, "already exists (use --overwrite to replace it)")
     folder = path.parent
