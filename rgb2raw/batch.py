@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.errors import OutputExists, Rgb2RawError
 from rgb2raw.jobs import (
     InputFile,
     Job,
@@ -81,6 +81,8 @@ class FileResult:
     problem: str = ""
     #: RGB pixels processed (0 when skipped or failed).
     pixels: int = 0
+    #: The error behind a failure, when it was one of ours (`OutputExists` for a kept output).
+    error: Rgb2RawError | None = None
 
 
 class BatchProgress(Protocol):
@@ -145,6 +147,10 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
 
 
+def _ours(exc: BaseException) -> Rgb2RawError | None:
+    return exc if isinstance(exc, Rgb2RawError) else None
+
+
 class _Job:
     """How to decode, compute and write the files of one `infer_paths` call."""
 
@@ -161,8 +167,8 @@ class _Job:
             return None
         if self.out.skip_existing:
             return FileResult(entry.path, target, "skipped")
-        return FileResult(entry.path, target, "failed",
-                          f"output {target} already exists (overwrite it or skip existing outputs)")
+        error = OutputExists(target)
+        return FileResult(entry.path, target, "failed", str(error), error=error)
 
     def read(self, entry: InputFile) -> np.ndarray:
         """The image as decoded (uint8 for a JPEG): the engine converts it tile by tile."""
@@ -232,7 +238,7 @@ class _Job:
             dn = quantise(values, contract, noisy=self.out.noise)
             _write(target, dn, self.out, self.camera)
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-            return FileResult(entry.path, None, "failed", _describe(exc))
+            return FileResult(entry.path, None, "failed", _describe(exc), error=_ours(exc))
         return FileResult(entry.path, target, "written", pixels=4 * values.shape[0] * values.shape[1])
 
 
@@ -356,7 +362,8 @@ def infer_paths(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
                             outputs[entry.rel] = writer.submit(work.write, entry, values)
             except Exception as exc:  # noqa: BLE001 - a failed job fails its files, not the batch
                 problem = _describe(exc)
-                outputs.update({f.rel: FileResult(f.path, None, "failed", problem)
+                outputs.update({f.rel: FileResult(f.path, None, "failed", problem,
+                                                  error=_ours(exc))
                                 for f in job.files if f.rel not in outputs})
             outcomes.extend(outputs[f.rel] for f in job.files)
             settle(WRITE_BEHIND)

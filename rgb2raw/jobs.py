@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from rgb2raw._atomic import TEMP_PREFIX
+from rgb2raw.discovery import list_files
 from rgb2raw.errors import Rgb2RawError
 from rgb2raw.rgb import IMAGE_SUFFIXES
 from rgb2raw.stitch import parse_crop_stem
@@ -47,14 +47,6 @@ class Job:
         return self.files[0].rel
 
 
-def _is_image(path: Path, pattern: str | None) -> bool:
-    if path.name.startswith(".") or path.name.startswith(TEMP_PREFIX):
-        return False
-    if pattern is not None:
-        return path.match(pattern)
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
-
 def discover_inputs(inputs: Sequence[str | os.PathLike[str]], *, recursive: bool = False,
                     pattern: str | None = None) -> list[InputFile]:
     """Expand files and folders into input files sorted by relative path.
@@ -67,9 +59,10 @@ def discover_inputs(inputs: Sequence[str | os.PathLike[str]], *, recursive: bool
     for given in inputs:
         root = Path(given)
         if root.is_dir():
-            candidates = root.rglob("*") if recursive else root.glob("*")
+            candidates = list_files(root, suffixes=IMAGE_SUFFIXES, pattern=pattern,
+                                    recursive=recursive)
             entries = [InputFile(p, PurePosixPath(p.relative_to(root).as_posix()))
-                       for p in candidates if p.is_file() and _is_image(p, pattern)]
+                       for p in candidates]
         elif root.is_file():
             entries = [InputFile(root, PurePosixPath(root.name))]
         else:

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from rgb2raw._atomic import atomic_write
-from rgb2raw.errors import Rgb2RawError, unreadable
+from rgb2raw.errors import OutputExists, Rgb2RawError, unreadable
 
 log = logging.getLogger("rgb2raw")
 
@@ -176,8 +176,7 @@ def decode_rgb(data: bytes, *, name: str | os.PathLike[str] = "<bytes>",
     if width * height > max_pixels:
         raise Rgb2RawError(
             name, f"{width}x{height} is {width * height / 1e6:.0f} MP, above the limit of "
-            f"{max_pixels / 1e6:.0f} MP (raise it with --max-pixels)"
-        )
+            f"{max_pixels / 1e6:.0f} MP", param="max_pixels", hint="raise it with {param}")
     flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
     if orientation == "ignore":
         flags |= cv2.IMREAD_IGNORE_ORIENTATION
@@ -247,5 +246,5 @@ def write_rgb(path: str | os.PathLike[str], rgb_uint8: np.ndarray, *, overwrite:
         with atomic_write(path, overwrite=overwrite) as handle:
             handle.write(encoded.tobytes())
     except FileExistsError:
-        raise Rgb2RawError(path, "already exists (use --overwrite to replace it)") from None
+        raise OutputExists(path) from None
     return path

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from rgb2raw.discovery import is_junk_name
 from rgb2raw.errors import Rgb2RawError
 from rgb2raw.metrics import PSNR_IDENTICAL, SSIM_CROP, SsimWorkspace, psnr
 from rgb2raw.raw import CHALLENGE_WHITE_LEVEL, ReusableBuffer, check_raw_values, load_npy, read_npy
@@ -40,7 +41,6 @@ ProgressCallback = Callable[[int, int], None]
 # Names list in error messages stop after this many, with "and N more".
 _MAX_LISTED = 8
 # Entries a zip tool or an OS adds by itself; never predictions.
-JUNK_DIRS = ("__MACOSX",)
 
 
 @dataclass(frozen=True)
@@ -92,13 +92,6 @@ class ScoreResult:
 def load_npy_bytes(data: bytes, label: str, *, reuse: ReusableBuffer | None = None) -> np.ndarray:
     """Load a `.npy` held in memory (a zip member), refusing pickles; errors name `label`."""
     return read_npy(io.BytesIO(data), label, reuse=reuse)
-
-
-def is_junk_name(name: str) -> bool:
-    """Hidden files and OS/zip-tool litter (.DS_Store, ._x, __MACOSX/, Thumbs.db)."""
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    return any(p.startswith(".") or p in JUNK_DIRS for p in parts) or (
-        bool(parts) and parts[-1].lower() in ("thumbs.db", "desktop.ini"))
 
 
 @dataclass

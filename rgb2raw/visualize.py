@@ -29,7 +29,8 @@ import numpy as np
 
 from rgb2raw import isp, metrics
 from rgb2raw.cameras import CameraProfile
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.discovery import is_junk_name, list_files
+from rgb2raw.errors import OutputExists, Rgb2RawError
 from rgb2raw.raw import CHALLENGE_WHITE_LEVEL, read_raw
 from rgb2raw.rgb import IMAGE_SUFFIXES, read_rgb, write_rgb
 
@@ -59,6 +60,18 @@ class VisualizeJob:
     output: Path
     rgb: Path | None = None
     gt: Path | None = None
+
+
+@dataclass(frozen=True)
+class PanelSizing:
+    """How big a picture should come out: its width in pixels and the print resolution.
+
+    None keeps the natural size (the RAW render's). With `dpi`, text is 8 pt at that
+    resolution, and the PNG records it (pHYs), so a paper column gets the intended size.
+    """
+
+    width_px: int | None = None
+    dpi: int | None = None
 
 
 @dataclass(frozen=True)
@@ -92,14 +105,14 @@ def expand_raw_inputs(specs: Sequence[str | os.PathLike[str]]) -> list[Path]:
         text = os.fspath(spec)
         path = Path(text)
         if path.is_dir():
-            members = sorted(p for p in path.iterdir() if p.suffix.lower() == ".npy" and p.is_file())
+            members = list_files(path, suffixes=(".npy",))
             if not members:
                 raise Rgb2RawError(path, "folder holds no .npy files")
             found.extend(members)
         elif path.exists():
             found.append(path)
         elif _has_glob_magic(text):
-            matches = sorted(glob.glob(text))
+            matches = [m for m in sorted(glob.glob(text)) if not is_junk_name(Path(m).name)]
             if not matches:
                 raise Rgb2RawError(text, "no files match this pattern")
             found.extend(expand_raw_inputs(matches))
@@ -143,9 +156,12 @@ def plan(
     *,
     rgb: str | os.PathLike[str] | None = None,
     gt: str | os.PathLike[str] | None = None,
-    overwrite: bool = False,
 ) -> list[VisualizeJob]:
-    """Resolve inputs and partners into jobs; raise before any work if a job cannot succeed."""
+    """Resolve inputs and partners into jobs; raise before any work if the run cannot succeed.
+
+    Existing outputs are not checked here: whether to keep, skip or replace one is the
+    caller's choice per job (see `run_job`'s `overwrite`).
+    """
     raws = expand_raw_inputs(raw_specs)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -160,8 +176,6 @@ def plan(
         if output in by_output:
             raise Rgb2RawError(raw, f"has the same name as {by_output[output]}; both would write {output}")
         by_output[output] = raw
-        if output.exists() and not overwrite:
-            raise Rgb2RawError(output, "already exists (use --overwrite to replace it)")
         jobs.append(VisualizeJob(
             raw=raw,
             output=output,
@@ -295,6 +309,7 @@ def run_job(
     wb: isp.WhiteBalance = "auto",
     exposure: isp.Exposure = "auto",
     overwrite: bool = False,
+    sizing: PanelSizing | None = None,
 ) -> VisualizeResult:
     """Render one RAW (alone or as a comparison panel) to `job.output`.
 
@@ -302,6 +317,8 @@ def run_job(
     1024, the challenge scorer's) and, when given, replaces the profile's white level for
     rendering (for 12- or 14-bit data).
     """
+    if job.output.exists() and not overwrite:  # before any work
+        raise OutputExists(job.output)
     if white_level is not None:
         camera = replace(camera, white_level=float(white_level))
     scale = CHALLENGE_WHITE_LEVEL if white_level is None else float(white_level)

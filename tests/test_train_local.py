@@ -146,4 +146,4 @@ def test_cli_trains_the_local_variant_and_infer_loads_it(tmp_path: Path) -> None
     module = load_checkpoint(tmp_path / "run" / "best.pt", "tiny", **local_tiny_kwargs("p20"))
     assert isinstance(module, LocalReverseISP)
     wrong = runner.invoke(app, [*args[:9], "--arch", "unet", "--local", "--epochs", "1"])
-    assert wrong.exit_code == 1 and "--local goes with --arch tiny" in wrong.stderr
+    assert wrong.exit_code == 2 and "--local is a variant of --arch tiny" in wrong.stderr

@@ -173,7 +173,7 @@ def test_non_raw_npy_is_an_error_naming_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("problem", ["no_match", "rgb_file_for_many", "missing_partner",
                                      "same_stem", "bad_wb"])
-def test_input_errors_exit_1_before_writing(tmp_path: Path, problem: str) -> None:
+def test_input_errors_fail_before_writing(tmp_path: Path, problem: str) -> None:
     rgb_a, raw_a = make_pair(tmp_path / "a", "one", size=16)
     _, raw_b = make_pair(tmp_path / "b", "two", size=16)
     out = tmp_path / "out"
@@ -187,7 +187,7 @@ def test_input_errors_exit_1_before_writing(tmp_path: Path, problem: str) -> Non
     if problem == "same_stem":
         make_pair(tmp_path / "c", "one", size=16)
     result = invoke(*args[problem])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == (2 if problem == "bad_wb" else 1), result.output
     assert result.stderr.startswith("error: ")
     assert not out.exists() or not any(out.iterdir())
 

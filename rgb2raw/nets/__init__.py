@@ -124,6 +124,14 @@ REGISTRY: dict[str, Architecture] = {
                           levels="scorer"),
         trainable=True,
     ),
+    "global": Architecture(
+        name="global",
+        summary="the calibrated inverse corrected from image-level statistics (full frame)",
+        factory="rgb2raw.nets.globalnet:GlobalReverseISP",
+        contract=Contract(size_multiple=2, full_frame=True, context=None, bytes_per_pixel=None,
+                          levels="camera"),
+        trainable=False,
+    ),
     "parametric": Architecture(
         name="parametric",
         summary="fixed inverse ISP from a camera profile (pixel-wise, no weights)",

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from rgb2raw.cameras import CameraProfile
+from rgb2raw.discovery import list_files
 from rgb2raw.errors import Rgb2RawError
 from rgb2raw.levels import Levels
 from rgb2raw.raw import read_raw
@@ -61,8 +62,8 @@ def find_pairs(data_dir: str | Path) -> tuple[list[Pair], list[BadPair]]:
     if not root.is_dir():
         raise Rgb2RawError(root, "no such folder")
     folder = root / "train" if (root / "train").is_dir() else root
-    images = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
-    raws = {p.stem: p for p in sorted(folder.glob("*.npy"))}
+    images = {p.stem: p for p in list_files(folder, suffixes=IMAGE_SUFFIXES)}
+    raws = {p.stem: p for p in list_files(folder, suffixes=(".npy",))}
     pairs = [Pair(scene_of(stem), images[stem], raws[stem]) for stem in sorted(images)
              if stem in raws]
     bad = [BadPair(images[s], "no matching .npy") for s in sorted(images) if s not in raws]
@@ -179,7 +180,7 @@ def find_photos(photos_dir: str | Path) -> list[Path]:
     folder = Path(photos_dir)
     if not folder.is_dir():
         raise Rgb2RawError(folder, "no such folder")
-    photos = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    photos = list_files(folder, suffixes=IMAGE_SUFFIXES)
     if not photos:
         raise Rgb2RawError(folder, "holds no images (jpg, png, tif, bmp)")
     return photos

@@ -34,7 +34,7 @@ from torch import nn
 
 from rgb2raw._atomic import atomic_write
 from rgb2raw.cameras import get_camera
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.errors import InvalidParameter, Rgb2RawError
 from rgb2raw.levels import Levels
 from rgb2raw.nets import contract
 from rgb2raw.train import data as train_data
@@ -224,12 +224,17 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
             log.warning("resuming with %d epochs instead of %d: the learning-rate schedule "
                         "changes from here on", config.epochs, stored.epochs)
             stored.epochs = config.epochs
+        if config.data is not None or config.synthetic is not None:
+            # The data given now (the run may have moved, or been started elsewhere).
+            stored.data, stored.synthetic = config.data, config.synthetic
         config = stored
     try:
         config.check()
         loss_weights = parse_loss_spec(config.loss)
+    except InvalidParameter:
+        raise
     except ValueError as exc:
-        raise Rgb2RawError(None, str(exc)) from None
+        raise InvalidParameter("loss", str(exc)) from None
     try:
         context = init_distributed(config.device)
     except ValueError as exc:
@@ -259,8 +264,8 @@ def _train(config: TrainConfig, run_dir: Path, context: DistContext,
     model.to(context.device)
     size_multiple = contract(config.arch).size_multiple
     if config.crop % size_multiple:
-        raise Rgb2RawError(None, f"--crop {config.crop} is not a multiple of {size_multiple}, "
-                                 f"which the {config.arch} network needs")
+        raise InvalidParameter("crop", f"{config.crop} is not a multiple of {size_multiple}, "
+                                       f"which the {config.arch} network needs")
 
     train_set, val_set, bad = prepare_data(config, context, size_multiple, callbacks)
     if context.is_main:

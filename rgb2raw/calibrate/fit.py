@@ -1,0 +1,423 @@
+"""Fitting a pixel-wise inverse ISP (`rgb2raw.inverse.InverseParams`) to RAW + picture pairs.
+
+The model of one observation (a Bayer site of camera channel c, in pair u, whose picture pixel
+is x = (x_R, x_G, x_B)) is
+
+    raw = black + A[u, c] * sum_j M[c, j] * T_j(x_j)
+
+with per-channel tone tables T_j (piecewise linear on `knots` levels, T_j(0) = 0, monotone),
+a 3x3 matrix M and a gain A[u, c] per pair and channel in DN (white balance x exposure x the
+black-to-white span). Given two of (A and black, M, T) the third is a linear least-squares
+problem, so the fit alternates between them; per-pair gains keep one bright and one dark photo
+from bending the shared tables (the brief's "robust to per-image gain").
+
+Gauges (the product is all the data can tell): each table ends at T_j(1) = 1, so the tables are
+"linear light relative to the picture's white", and each matrix row sums to one, so a grey in
+linear RGB stays grey in camera RGB before white balance (the DNG convention `cameras.py` uses)
+and all of the level sits in the gains, where exposure and white balance can be read off.
+
+The tables are solved as non-negative increments (monotone by construction; an active-set
+solver, `_nonneg_qp`) with a light second-difference penalty, which also carries them smoothly
+over levels the data never shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from rgb2raw.calibrate.samples import Samples, usable
+from rgb2raw.errors import Rgb2RawError
+from rgb2raw.inverse import DEFAULT_KNEE, TABLE_LEVELS, InverseParams, table_from_curve
+
+#: Fewer usable observations than this cannot pin 3 tables, a matrix and gains.
+MIN_OBSERVATIONS = 2000
+#: Knots of the fitted tables. Linear interpolation between 128 knots misses a smooth inverse
+#: tone curve (second derivative up to about 5) by under 5e-5, a twentieth of a 10-bit DN,
+#: and the solve is 8 times cheaper than at one knot per 8-bit level.
+DEFAULT_KNOTS = 128
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    knots: int = DEFAULT_KNOTS
+    iterations: int = 20
+    #: Stop when the RMS residual improves by less than this share between rounds.
+    tolerance: float = 1e-5
+    #: Second-difference penalty on the tables, relative to the mean data weight per knot.
+    smoothness: float = 10.0
+    #: Penalty on differences between the three channels' tables (most ISPs apply one tone
+    #: curve to all channels; the data must show otherwise), relative like `smoothness`.
+    channel_tie: float = 0.0
+    #: Ridge pulling each matrix row towards the base model's, relative to the row's data
+    #: weight: a scene of few colours cannot pin a 3x3 matrix, and the tables would bend to
+    #: whatever matrix the noise picked.
+    matrix_prior: float = 0.0
+    #: Fit the black level (else keep the given one).
+    fit_black: bool = True
+
+
+@dataclass
+class InverseFit:
+    """A fitted inverse ISP and what the fit saw."""
+
+    params: InverseParams
+    unit_gains: np.ndarray  # (U, 3): per-pair gains (v units, like params.gains); NaN if unseen
+    unit_weight: np.ndarray  # (U,): usable observations per pair
+    knots: np.ndarray  # (K,) encoded levels of the table knots
+    knot_values: np.ndarray  # (3, K) the fitted tables at the knots
+    knot_counts: np.ndarray  # (3, K) usable observations at each knot (interpolation weights)
+    rmse_history: list[float] = field(default_factory=list)  # DN, per round
+    highlight_observations: int = 0
+    observations: int = 0
+
+
+# ------------------------------------------------------------------------------ the pieces
+
+
+def _knot_features(rgb: np.ndarray, knots: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower knot index (N, 3) and the fraction towards the next knot (N, 3)."""
+    position = np.clip(rgb.astype(np.float64), 0.0, 1.0) * (knots - 1)
+    lower = np.minimum(np.floor(position), knots - 2).astype(np.int64)
+    return lower, position - lower
+
+
+def _linear(lower: np.ndarray, frac: np.ndarray, tables: np.ndarray) -> np.ndarray:
+    """T_j(x_j) for every observation: (N, 3)."""
+    out = np.empty(lower.shape, np.float64)
+    for j in range(3):
+        t = tables[j]
+        out[:, j] = (1.0 - frac[:, j]) * t[lower[:, j]] + frac[:, j] * t[lower[:, j] + 1]
+    return out
+
+
+def _solve_gains(pred: np.ndarray, raw: np.ndarray, weight: np.ndarray, group: np.ndarray,
+                 groups: int, black: float | None) -> tuple[np.ndarray, float]:
+    """Per-group gains A and (if `black` is None) the shared black level, by least squares."""
+    def sums(values: np.ndarray) -> np.ndarray:
+        return np.bincount(group, weights=weight * values, minlength=groups)
+
+    s1, sp, spp = sums(np.ones_like(pred)), sums(pred), sums(pred * pred)
+    sy, spy = sums(raw), sums(pred * raw)
+    seen = spp > 1e-12
+    if black is None:
+        # Eliminate each group's gain; the sum of squares is then a parabola in the black level.
+        numerator = np.sum((sy - sp * spy / np.where(seen, spp, 1.0))[seen])
+        denominator = np.sum((s1 - sp * sp / np.where(seen, spp, 1.0))[seen])
+        black = float(numerator / denominator) if denominator > 1e-9 else 0.0
+        black = max(black, 0.0)
+    gains = np.where(seen, (spy - black * sp) / np.where(seen, spp, 1.0), np.nan)
+    return gains, black
+
+
+def _solve_matrix(linear: np.ndarray, target: np.ndarray, weight: np.ndarray,
+                  channel: np.ndarray, prior: np.ndarray, strength: float) -> np.ndarray:
+    """Each matrix row by weighted least squares, target ~ M[c] . linear, with a ridge of
+    `strength` (relative to the row's mean data weight) towards `prior`'s row."""
+    matrix = prior.copy()
+    for c in range(3):
+        pick = channel == c
+        if not pick.any():
+            continue
+        lin, wt = linear[pick], weight[pick]
+        normal = np.einsum("n,ni,nj->ij", wt, lin, lin)
+        rhs = np.einsum("n,ni,n->i", wt, lin, target[pick])
+        ridge = (strength * np.trace(normal) / 3.0) + 1e-12 * np.trace(normal)
+        matrix[c] = np.linalg.solve(normal + ridge * np.eye(3), rhs + ridge * prior[c])
+    return matrix
+
+
+def _table_normal(lower: np.ndarray, frac: np.ndarray, coeff: np.ndarray, target: np.ndarray,
+                  weight: np.ndarray, knots: int, offset: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Normal equations of target ~ sum_j coeff_j * T_j(x_j) (+ offset * b) in the 3*knots
+    table values (and b): the (3K, 3K) matrix, the right-hand side and, with `offset`, the
+    (3K + 1)-th row [cross terms with b..., b's own term, b's right-hand side]."""
+    size = 3 * knots
+    index = [j * knots + lower[:, j] + step for j in range(3) for step in (0, 1)]
+    value = [coeff[:, j] * ((1.0 - frac[:, j]) if step == 0 else frac[:, j])
+             for j in range(3) for step in (0, 1)]
+    normal = np.zeros(size * size)
+    rhs = np.zeros(size)
+    cross = None if offset is None else np.zeros(size + 2)
+    for p, (ip, vp) in enumerate(zip(index, value, strict=True)):
+        wv = weight * vp
+        rhs += np.bincount(ip, weights=wv * target, minlength=size)
+        if cross is not None and offset is not None:
+            cross[:size] += np.bincount(ip, weights=wv * offset, minlength=size)
+        for iq, vq in zip(index[p:], value[p:], strict=True):
+            block = np.bincount(ip * size + iq, weights=wv * vq, minlength=size * size)
+            normal += block
+            if iq is not ip:
+                normal += block.reshape(size, size).T.reshape(-1)
+    if cross is not None and offset is not None:
+        cross[size] = np.sum(weight * offset * offset)
+        cross[size + 1] = np.sum(weight * offset * target)
+    return normal.reshape(size, size), rhs, cross
+
+
+def _nonneg_qp(q: np.ndarray, r: np.ndarray, start: np.ndarray, max_steps: int = 4) -> np.ndarray:
+    """min 0.5 x'Qx - r'x subject to x >= 0 (Q positive definite), by an active-set method.
+
+    Starts with the variables that are positive in `start` free (a feasible point), walks
+    towards the free-set optimum, fixing at zero each variable that would turn negative, and
+    frees again any fixed variable whose gradient asks to move up (the Lawson-Hanson steps).
+    Warm-started from the previous round's solution, a step or two is usually enough; the
+    alternation calls it every round, so it stops after `max_steps` solves (each a descent
+    step, feasible) and the next round continues from there.
+    """
+    n = r.size
+    free = start > 0
+    if not free.any():
+        free[:] = True
+    x = np.where(free, np.maximum(start, 1e-300), 0.0)
+    for _ in range(max_steps):
+        z = np.zeros(n)
+        if free.any():
+            z[free] = np.linalg.solve(q[np.ix_(free, free)], r[free])
+        if np.all(z[free] >= 0):
+            x = z
+            gradient = r - q @ x
+            fixed = ~free
+            if not fixed.any() or gradient[fixed].max() <= 1e-12 * max(1.0, np.abs(r).max()):
+                return x
+            free[np.flatnonzero(fixed)[np.argmax(gradient[fixed])]] = True
+            continue
+        falling = free & (z < 0)
+        alpha = np.min(x[falling] / (x[falling] - z[falling]))
+        x = x + alpha * (z - x)
+        hit = free & (x <= 1e-15)
+        hit[np.flatnonzero(falling)[np.argmin(x[falling])]] = True
+        free &= ~hit
+        x[~free] = 0.0
+    return np.maximum(x, 0.0)
+
+
+def _increments_to_tables(delta: np.ndarray, knots: int) -> np.ndarray:
+    tables = np.zeros((3, knots))
+    tables[:, 1:] = np.cumsum(delta.reshape(3, knots - 1), axis=1)
+    return tables
+
+
+def _cumulative(knots: int) -> np.ndarray:
+    """(3K, 3(K-1)): table values from increments, T_j(0) = 0."""
+    block = np.tril(np.ones((knots, knots - 1)), k=-1)
+    out = np.zeros((3 * knots, 3 * (knots - 1)))
+    for j in range(3):
+        out[j * knots:(j + 1) * knots, j * (knots - 1):(j + 1) * (knots - 1)] = block
+    return out
+
+
+def _channel_tie(knots: int) -> np.ndarray:
+    """Sum over channel pairs of (T_j - T_j')^2 at every knot, as a (3K, 3K) quadratic form."""
+    laplacian = np.array([[2.0, -1.0, -1.0], [-1.0, 2.0, -1.0], [-1.0, -1.0, 2.0]])
+    return np.kron(laplacian, np.eye(knots))
+
+
+def _second_difference(knots: int) -> np.ndarray:
+    d = np.zeros((knots - 2, knots))
+    rows = np.arange(knots - 2)
+    d[rows, rows], d[rows, rows + 1], d[rows, rows + 2] = 1.0, -2.0, 1.0
+    penalty = d.T @ d
+    out = np.zeros((3 * knots, 3 * knots))
+    for j in range(3):
+        out[j * knots:(j + 1) * knots, j * knots:(j + 1) * knots] = penalty
+    return out
+
+
+# ------------------------------------------------------------------------------ the fit
+
+
+def _typical(values: np.ndarray, weight: np.ndarray) -> float:
+    """A robust weighted centre: the weighted mean of the values within 3 median absolute
+    deviations (at least 0.05) of the weighted median. With two values it is their weighted
+    mean (a median would pick one); with many, outliers (a crop of sky) do not move it."""
+    ok = np.isfinite(values) & (weight > 0)
+    if not ok.any():
+        return float("nan")
+    v, w = values[ok], weight[ok]
+    order = np.argsort(v)
+    cumulative = np.cumsum(w[order])
+    median = v[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])]
+    spread = max(3.0 * float(np.median(np.abs(v - median))), 0.05)
+    near = np.abs(v - median) <= spread
+    return float(np.sum(w[near] * v[near]) / np.sum(w[near]))
+
+
+def typical_gains(unit_gains: np.ndarray, unit_weight: np.ndarray) -> np.ndarray:
+    """The gains a model uses for a photo it knows nothing about: exposure (the green gain) and
+    white balance (green over red and over blue), each a robust weighted centre (`_typical`)
+    of the pairs' values in log space."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log = np.log(unit_gains)
+    exposure = _typical(log[:, 1], unit_weight)
+    red = _typical(log[:, 1] - log[:, 0], unit_weight)
+    blue = _typical(log[:, 1] - log[:, 2], unit_weight)
+    return np.exp(np.array([exposure - red, exposure, exposure - blue]))
+
+
+def fit_samples(samples: Samples, units: int, *, base: InverseParams,
+                black: float | None, white: float, options: FitOptions | None = None,
+                progress: Progress | None = None) -> InverseFit:
+    """Fit an `InverseParams` to observations (see the module docstring).
+
+    `base` starts the tables and matrix (the uncalibrated formula, say); `black` fixes the black
+    level (None fits it); `white` is the RAW's white level. Raises `Rgb2RawError` when too few
+    observations are usable.
+    """
+    options = options or FitOptions()
+    knots = options.knots
+    start_black = base.black_level if black is None else black
+    keep = usable(samples, start_black, white)
+    if int(keep.sum()) < MIN_OBSERVATIONS:
+        raise Rgb2RawError(None, f"only {int(keep.sum())} usable RAW/picture observations "
+                                 f"(need {MIN_OBSERVATIONS}): the pairs are saturated, black "
+                                 "or too small")
+    data = samples.subset(keep)
+    lower, frac = _knot_features(data.rgb, knots)
+    channel = data.channel.astype(np.int64)
+    group = data.unit.astype(np.int64) * 3 + channel
+    groups = units * 3
+    raw = data.raw.astype(np.float64)
+    base_weight = data.weight.astype(np.float64)
+    weight = base_weight
+    knot_levels = np.arange(knots) / (knots - 1)
+    base_index = np.rint(knot_levels * (TABLE_LEVELS - 1)).astype(np.int64)
+    tables = base.tables[:, base_index].astype(np.float64)
+    tables -= tables[:, :1]
+    tables /= np.maximum(tables[:, -1:], 1e-12)
+    matrix = base.matrix.astype(np.float64) * base.tables[:, -1].astype(np.float64)[None, :]
+    matrix /= matrix.sum(axis=1, keepdims=True)
+    prior_matrix = matrix.copy()
+    counts = np.zeros((3, knots))
+    for j in range(3):
+        counts[j] = np.bincount(lower[:, j], weights=1.0 - frac[:, j], minlength=knots)[:knots]
+        counts[j] += np.bincount(lower[:, j] + 1, weights=frac[:, j], minlength=knots)[:knots]
+    cumulative = _cumulative(knots)
+    penalty = (options.smoothness * _second_difference(knots)
+               + options.channel_tie * _channel_tie(knots))
+    delta = np.diff(tables, axis=1).reshape(-1)
+    history: list[float] = []
+    fit_black = options.fit_black and black is None
+    level = start_black
+    gains = np.ones(groups)
+    for round_index in range(options.iterations):
+        linear = _linear(lower, frac, tables)
+        pred = np.einsum("nj,nj->n", linear, matrix[channel])
+        # The model clips camera RGB at 0: an observation predicted below it is censored for
+        # this round's linear steps.
+        weight = np.where(pred > 0, base_weight, 0.0)
+        gains, level = _solve_gains(pred, raw, weight, group, groups,
+                                    None if fit_black else start_black)
+        a = np.nan_to_num(gains[group])
+        # Matrix rows, then renormalise them into the gains.
+        target = (raw - level) / np.where(a != 0, a, 1.0)
+        matrix = _solve_matrix(linear, target, weight * a * a, channel, prior_matrix,
+                               options.matrix_prior)
+        rows = matrix.sum(axis=1)
+        if np.any(rows <= 1e-6):
+            raise Rgb2RawError(None, "the colour matrix is undetermined: the pairs show too "
+                                     "few colours")
+        matrix /= rows[:, None]
+        gains = gains * np.tile(rows, units)
+        a = np.nan_to_num(gains[group])
+        # Tables as non-negative increments, and the black level with them: a black level
+        # and the tables' first steps trade against each other, so solving them apart would
+        # crawl along that valley for many rounds.
+        safe = np.where(a != 0, a, 1.0)
+        offset = np.where(a != 0, 1.0 / safe, 0.0) if fit_black else None
+        target = (raw - (0.0 if fit_black else level)) / safe
+        normal, rhs, cross = _table_normal(lower, frac, matrix[channel], target,
+                                           weight * a * a, knots, offset)
+        scale = max(float(np.trace(normal)) / (3 * knots), 1e-12)
+        normal = normal + scale * penalty
+        q = cumulative.T @ normal @ cumulative
+        q += np.eye(q.shape[0]) * 1e-10 * scale
+        r = cumulative.T @ rhs
+        if cross is None:
+            delta = _nonneg_qp(q, r, delta)
+        else:
+            size = q.shape[0]
+            joint = np.zeros((size + 1, size + 1))
+            joint[:size, :size] = q
+            joint[:size, size] = joint[size, :size] = cumulative.T @ cross[:-2]
+            joint[size, size] = cross[-2] + 1e-12
+            solution = _nonneg_qp(joint, np.append(r, cross[-1]), np.append(delta, level))
+            delta, level = solution[:size], float(solution[size])
+        tables = _increments_to_tables(delta, knots)
+        ends = np.maximum(tables[:, -1], 1e-12)
+        tables /= ends[:, None]
+        delta = np.diff(tables, axis=1).reshape(-1)
+        matrix = matrix * ends[None, :]
+        rows = matrix.sum(axis=1)
+        matrix /= rows[:, None]
+        gains = gains * np.tile(rows, units)
+        pred = np.einsum("nj,nj->n", _linear(lower, frac, tables), matrix[channel])
+        residual = raw - level - np.nan_to_num(gains[group]) * pred
+        history.append(float(np.sqrt(np.sum(weight * residual**2) / np.sum(weight))))
+        if progress is not None:
+            progress(round_index + 1, options.iterations)
+        if len(history) > 1 and history[-2] - history[-1] < options.tolerance * history[-2]:
+            break
+    if progress is not None:
+        progress(options.iterations, options.iterations)
+    span = white - level
+    unit_gains = (gains.reshape(units, 3) / span).astype(np.float64)
+    unit_weight = np.bincount(data.unit, weights=base_weight, minlength=units)
+    typical = typical_gains(unit_gains, unit_weight)
+    if not np.all(np.isfinite(typical)) or np.any(typical <= 0):
+        raise Rgb2RawError(None, "no pair gives a positive gain: RAW and pictures do not match")
+    full_tables = np.stack([table_from_curve(knot_levels, tables[j]) for j in range(3)])
+    params = InverseParams(tables=full_tables, matrix=matrix.astype(np.float32),
+                           gains=typical.astype(np.float32),
+                           highlight_gains=np.maximum(typical, 1.0).astype(np.float32),
+                           knee=DEFAULT_KNEE, black_level=float(level), white_level=float(white),
+                           info={"kind": "calibrated"})
+    highlight, seen = fit_highlight_gains(params, samples)
+    return InverseFit(
+        params=replace(params, highlight_gains=highlight.astype(np.float32)),
+        unit_gains=unit_gains, unit_weight=unit_weight, knots=knot_levels, knot_values=tables,
+        knot_counts=counts, rmse_history=history, highlight_observations=seen,
+        observations=len(data),
+    )
+
+
+#: Fewer highlight observations than this per channel keep Brooks et al.'s max(gain, 1).
+MIN_HIGHLIGHT = 200
+
+
+def fit_highlight_gains(params: InverseParams, samples: Samples) -> tuple[np.ndarray, int]:
+    """The gains to fade to above the knee, by least squares on the bright observations.
+
+    Uses every observation whose camera mean passes the knee, clipped RAW included (a clipped
+    picture white over a clipped RAW says "predict white"). Each gain stays between the
+    typical gain and 1 / knee (beyond that the output is clipped anyway). A channel with too
+    few bright observations keeps max(gain, 1).
+    """
+    camera = np.clip(np.einsum("nc,dc->nd", params.linear_rgb(samples.rgb), params.matrix), 0, 1)
+    mean = camera.mean(axis=1)
+    weight = np.square(np.clip((mean - params.knee) / (1.0 - params.knee), 0.0, 1.0))
+    bright = weight > 0
+    span = params.white_level - params.black_level
+    result = np.maximum(params.gains, 1.0).astype(np.float64)
+    for c in range(3):
+        pick = bright & (samples.channel == c)
+        if pick.sum() < MIN_HIGHLIGHT:
+            continue
+        own, w = camera[pick, c], weight[pick]
+        target = (samples.raw[pick] - params.black_level) / span
+        rest = target - own * params.gains[c] * (1.0 - w)
+        slope = own * w
+        denominator = float(np.sum(slope * slope))
+        if denominator > 1e-12:
+            gain = float(np.sum(slope * rest) / denominator)
+            result[c] = np.clip(gain, params.gains[c], 1.0 / params.knee)
+    return result, int(bright.sum())
+
+
+__all__ = ["DEFAULT_KNOTS", "FitOptions", "InverseFit", "MIN_OBSERVATIONS", "fit_samples",
+           "fit_highlight_gains", "typical_gains"]

@@ -1,0 +1,369 @@
+"""`calibrate(DATA, OUT, ...)`: fit a camera from a folder of pairs and write a run folder.
+
+The run folder is a model `rgb2raw infer --model OUT` runs like a bundled one:
+
+* ``model.onnx`` - the fitted `InverseParams` as the pixel-wise graph
+  (`rgb2raw.nets.parametric_graph.build_graph`);
+* ``model.json`` - its card (`rgb2raw.zoo` format: context 0, tiles, the fitted levels);
+* ``params.npz`` - the fitted `InverseParams` (`InverseParams.load`);
+* ``fit.json`` - what was fitted and how well: levels, per-pair gains (the exposure and white
+  balance distributions), tables, matrix, alignment of every unit, lens shading, and the PSNR
+  on held-out scenes before (the base camera's formula) and after.
+
+Scores are honest about what they saw: the model scored on held-out scenes is fitted without
+them (the shipped model is then refitted on every scene); with one scene only, the score is
+on the fitting data and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rgb2raw import download
+from rgb2raw._atomic import TEMP_PREFIX, atomic_write
+from rgb2raw.calibrate import align, data, report
+from rgb2raw.calibrate.core import DEFAULT_BUDGET, SATURATION_SHARE, Shading, fit_shading
+from rgb2raw.calibrate.fit import FitOptions, InverseFit, fit_samples
+from rgb2raw.calibrate.samples import Samples, concat, site_samples
+from rgb2raw.cameras import get_camera
+from rgb2raw.errors import Rgb2RawError
+from rgb2raw.inverse import InverseParams
+
+ONNX_NAME = "model.onnx"
+CARD_NAME = "model.json"
+PARAMS_NAME = "params.npz"
+REPORT_NAME = "fit.json"
+#: Share of scenes held out for the before/after score (at least one of two or more).
+HOLDOUT_SHARE = 0.25
+#: At most this many held-out pairs are kept in memory and scored.
+MAX_SCORED_PAIRS = 96
+#: At most this many whole frames are kept for the lens-shading fit.
+MAX_SHADING_FRAMES = 2
+#: Peak graph memory per RGB pixel, as the bundled parametric models declare (same graph).
+BYTES_PER_PIXEL = 48
+
+#: Called with (stage, done, total).
+StageProgress = Callable[[str, int, int], None]
+
+
+@dataclass
+class _UnitData:
+    scene: str
+    samples: Samples
+    alignment: align.Alignment
+    top: float
+    at_top: int
+    size: int
+    black: float | None
+    white: float | None
+    crops: list[str]
+    # Kept only for held-out scoring / shading: (name, picture, raw, mask) per crop, and the
+    # whole frame (picture, raw, mask).
+    scored: list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]] = field(default_factory=list)
+    frame: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+
+@dataclass
+class CalibrationResult:
+    out: Path
+    params: InverseParams
+    report: dict[str, Any]
+    lines: list[str]
+
+
+def split_scenes(scenes: Sequence[str], share: float, seed: int) -> set[str]:
+    """The held-out scenes: a seeded choice of ``round(share * n)``, at least one of two or
+    more scenes and never all of them."""
+    ordered = sorted(set(scenes))
+    if len(ordered) < 2 or share <= 0:
+        return set()
+    count = min(max(int(round(share * len(ordered))), 1), len(ordered) - 1)
+    order = np.random.default_rng(seed).permutation(len(ordered))
+    return {ordered[i] for i in order[:count]}
+
+
+def _relabel(samples: Sequence[Samples]) -> Samples:
+    parts = []
+    for index, part in enumerate(samples):
+        parts.append(Samples(part.rgb, part.raw, part.channel,
+                             np.full(len(part), index, np.int32), part.weight, part.near_clip))
+    return concat(parts)
+
+
+def _white(units: Sequence[_UnitData], default: float) -> float:
+    known = [u.white for u in units if u.white is not None]
+    if known:
+        return float(np.median(known))
+    top = max(u.top for u in units)
+    at_top = sum(u.at_top for u in units if u.top >= top - 0.5)
+    total = sum(u.size for u in units)
+    if at_top >= SATURATION_SHARE * total and top > 0.5 * default:
+        return top
+    return max(default, top)
+
+
+def _black(units: Sequence[_UnitData]) -> float | None:
+    known = [u.black for u in units if u.black is not None]
+    return float(np.median(known)) if known and len(known) == len(units) else None
+
+
+def write_card(out: Path, params: InverseParams, *, camera_name: str, base: str,
+               reported: dict[str, Any] | None, pairs: int) -> Path:
+    """The run's model card (the JSON form `rgb2raw.zoo.load_card` reads), written atomically.
+
+    Kept in one function so that it can move to the shared card writer in one edit.
+    """
+    onnx_path = out / ONNX_NAME
+    git_blob_sha1, sha256 = download.file_digests(onnx_path)
+    card = {
+        "name": Path(CARD_NAME).stem,
+        "camera": base,
+        "arch": "parametric",
+        "description": (f"pixel-wise inverse ISP of camera {camera_name!r} fitted by `rgb2raw "
+                        f"calibrate` on {pairs} RAW + picture pairs (base profile {base}): "
+                        "per-channel tone tables, colour matrix, typical exposure and white "
+                        "balance, highlight gains, fitted levels"),
+        "files": [{"filename": ONNX_NAME, "format": "onnx", "urls": [],
+                   "git_blob_sha1": git_blob_sha1, "sha256": sha256,
+                   "size": onnx_path.stat().st_size, "bundled": True}],
+        "rgb_range": 1.0,
+        "size_multiple": 2,
+        "input_size": None,
+        "full_frame": False,
+        "context": 0,
+        "bytes_per_pixel": BYTES_PER_PIXEL,
+        "black_level": params.black_level,
+        "white_level": params.white_level,
+        "source": "local calibration run (rgb2raw calibrate)",
+        "license": "",
+        "reported": reported,
+        "card": None,
+    }
+    path = out / CARD_NAME
+    with atomic_write(path) as handle:
+        handle.write((json.dumps(card, indent=2) + "\n").encode("utf-8"))
+    return path
+
+
+def _read_units(plan: Sequence[Sequence[data.PairFiles]], grid: tuple[int, int],
+                base: InverseParams, score_scenes: set[str], budget: int, seed: int,
+                progress: StageProgress | None) -> list[_UnitData]:
+    rng = np.random.default_rng(seed)
+    share = max(1, budget // max(1, len(plan)))
+    units: list[_UnitData] = []
+    scored = frames = 0
+    for index, members in enumerate(plan):
+        if progress is not None:
+            progress("reading and aligning", index, len(plan))
+        unit = data.read_unit(members, grid if len(members) > 1 else None)
+        black = unit.black if unit.black is not None else base.black_level
+        white = unit.white if unit.white is not None else max(base.white_level,
+                                                              float(unit.raw.max()))
+        alignment = align.estimate(unit.rgb, unit.raw, black, white)
+        picture, mask = align.warp_picture(unit.rgb, alignment)
+        top = float(unit.raw.max())
+        record = _UnitData(
+            scene=unit.scene,
+            samples=site_samples(picture, unit.raw, index, mask=mask, limit=share, rng=rng),
+            alignment=alignment, top=top, at_top=int(np.count_nonzero(unit.raw >= top - 0.5)),
+            size=unit.raw.size, black=unit.black, white=unit.white,
+            crops=[name for name, _ in unit.crops])
+        if unit.scene in score_scenes and scored < MAX_SCORED_PAIRS:
+            for name, (rows, cols) in unit.crops:
+                full = (slice(None if rows.start is None else 2 * rows.start,
+                              None if rows.stop is None else 2 * rows.stop),
+                        slice(None if cols.start is None else 2 * cols.start,
+                              None if cols.stop is None else 2 * cols.stop))
+                record.scored.append((name, picture[full].copy(), unit.raw[rows, cols].copy(),
+                                      None if mask[rows, cols].all() else mask[rows, cols].copy()))
+                scored += 1
+        if unit.is_frame and frames < MAX_SHADING_FRAMES:
+            record.frame = (picture, unit.raw, mask)
+            frames += 1
+        units.append(record)
+    if progress is not None:
+        progress("reading and aligning", len(plan), len(plan))
+    return units
+
+
+def calibrate(source: str | os.PathLike[str], out: str | os.PathLike[str], *,
+              camera_name: str, base: str = "generic", overwrite: bool = False,
+              holdout: float = HOLDOUT_SHARE, budget: int = DEFAULT_BUDGET, seed: int = 0,
+              options: FitOptions | None = None,
+              progress: StageProgress | None = None) -> CalibrationResult:
+    """Fit camera `camera_name` from the pairs in `source` and write the run folder `out`.
+
+    `base` names the camera profile whose uncalibrated formula starts the fit and is the
+    "before" score (its crop grid also says how crops make frames). Raises `Rgb2RawError`
+    for bad data (no or too few pairs, sizes that do not match, nothing usable) and when `out`
+    exists and `overwrite` is False; nothing is written then.
+    """
+    target = Path(out)
+    if target.exists() and not overwrite:
+        raise Rgb2RawError(target, "already exists (not replaced without overwrite)")
+    if target.exists() and not target.is_dir():
+        raise Rgb2RawError(target, "exists and is not a folder")
+    profile = get_camera(base)
+    base_params = InverseParams.from_camera(profile)
+    pairs = data.find_pair_files(source)
+    plan = data.plan_units(pairs, profile.crop_grid)
+    held_out = split_scenes([p.scene for p in pairs], holdout, seed)
+    # With nothing held out, the fitting data itself is scored (and the report says so).
+    score_scenes = held_out or {p.scene for p in pairs}
+    units = _read_units(plan, profile.crop_grid, base_params, score_scenes, budget, seed,
+                        progress)
+    white = _white(units, profile.white_level)
+    black = _black(units)
+
+    def fit(selected: Sequence[_UnitData], stage: str) -> InverseFit:
+        def step(done: int, total: int) -> None:
+            if progress is not None:
+                progress(stage, done, total)
+        return fit_samples(_relabel([u.samples for u in selected]), len(selected),
+                           base=base_params, black=black, white=white, options=options,
+                           progress=step)
+
+    scored = [pair for unit in units for pair in unit.scored]
+    train_units = [u for u in units if u.scene not in held_out]
+    final = fit(units, "fitting")
+    if held_out:
+        check = fit(train_units, "fitting without the held-out scenes")
+        score_set = "held-out scenes (fitted without them)"
+    else:
+        check = final
+        score_set = "the fitting data itself (one scene: nothing to hold out)"
+    scale = report.score_scale(white)
+    before = report.mean_score(report.score_pairs(base_params, scored, scale))
+    after = report.mean_score(report.score_pairs(check.params, scored, scale))
+    if progress is not None:
+        progress("lens shading", 0, 1)
+    frame_units = [u for u in units if u.frame is not None]
+    unit_index = {id(u): i for i, u in enumerate(units)}
+    shading = fit_shading([u.frame[0] for u in frame_units if u.frame is not None],
+                          [u.frame[1] for u in frame_units if u.frame is not None],
+                          [u.frame[2] for u in frame_units if u.frame is not None],
+                          final.params,
+                          [final.unit_gains[unit_index[id(u)]] for u in frame_units])
+    if progress is not None:
+        progress("lens shading", 1, 1)
+    params = InverseParams(
+        tables=final.params.tables, matrix=final.params.matrix, gains=final.params.gains,
+        highlight_gains=final.params.highlight_gains, knee=final.params.knee,
+        black_level=final.params.black_level, white_level=final.params.white_level,
+        info={"kind": "calibrated", "camera": camera_name, "base": base, "pairs": len(pairs),
+              "scenes": len({p.scene for p in pairs}),
+              "shading": shading.to_dict() if shading is not None else None})
+    fit_report = {
+        "camera": camera_name, "base": base, "source": str(source), "pairs": len(pairs),
+        "units": [{"scene": u.scene, "pairs": len(u.crops), "alignment": u.alignment.to_dict()}
+                  for u in units],
+        "held_out_scenes": sorted(held_out),
+        "score": {"set": score_set, "divisor": scale, "before": before, "after": after,
+                  "before_model": f"uncalibrated formula of {base}"},
+        "levels": {"black": params.black_level, "white": params.white_level,
+                   "black_fitted": black is None},
+        "gains": params.gains.tolist(), "highlight_gains": params.highlight_gains.tolist(),
+        "knee": params.knee, "matrix": params.matrix.tolist(),
+        "exposure_white_balance": report.gain_summary(final),
+        "tone_tables": report.table_summary(final),
+        "shading": shading.to_dict() if shading is not None else None,
+        "fit": {"observations": final.observations, "rounds": len(final.rmse_history),
+                "rmse_dn": final.rmse_history[-1] if final.rmse_history else None,
+                "highlight_observations": final.highlight_observations},
+    }
+    reported = None
+    if after["psnr"] is not None and after["ssim"] is not None:
+        reported = {"set": f"rgb2raw calibrate: {score_set}", "psnr": after["psnr"],
+                    "ssim": after["ssim"]}
+    _write_run(target, params, fit_report, camera_name=camera_name, base=base,
+               reported=reported, pairs=len(pairs), overwrite=overwrite)
+    lines = _summary_lines(params, fit_report, before, after, score_set, shading)
+    return CalibrationResult(target, params, fit_report, lines)
+
+
+def _write_run(target: Path, params: InverseParams, fit_report: dict[str, Any], *,
+               camera_name: str, base: str, reported: dict[str, Any] | None, pairs: int,
+               overwrite: bool) -> None:
+    """Write every file into a temporary folder beside `target`, then move it into place, so
+    a failed run leaves no half-written run folder (and an overwritten one stays whole until
+    the new one is complete)."""
+    from rgb2raw.nets.parametric_graph import build_graph
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=target.parent))
+    try:
+        with atomic_write(staging / ONNX_NAME) as handle:
+            handle.write(build_graph(params, f"calibrated-{camera_name}").SerializeToString())
+        params.save(staging / PARAMS_NAME)
+        with atomic_write(staging / REPORT_NAME) as handle:
+            handle.write((json.dumps(fit_report, indent=2) + "\n").encode("utf-8"))
+        write_card(staging, params, camera_name=camera_name, base=base, reported=reported,
+                   pairs=pairs)
+        os.chmod(staging, 0o777 & ~_umask())
+        if target.exists():
+            if not overwrite:
+                raise Rgb2RawError(target, "already exists (not replaced without overwrite)")
+            old = target.parent / f"{TEMP_PREFIX}old-{target.name}"
+            os.replace(target, old)
+            os.replace(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _summary_lines(params: InverseParams, fit_report: dict[str, Any], before: dict[str, Any],
+                   after: dict[str, Any], score_set: str, shading: Shading | None) -> list[str]:
+    def score(s: dict[str, Any]) -> str:
+        ssim = "" if s["ssim"] is None else f"  SSIM {s['ssim']:.4f}"
+        return "n/a" if s["psnr"] is None else f"PSNR {s['psnr']:.2f} dB{ssim}"
+
+    gains = fit_report["exposure_white_balance"]
+    lines = [f"score on {score_set}, {before['pairs']} pairs:",
+             f"  before ({fit_report['score']['before_model']}): {score(before)}",
+             f"  after  (calibrated): {score(after)}",
+             "fitted:"]
+    lines += ["  " + line for line in report.format_params(params)]
+    if gains.get("pairs"):
+        exposure = gains["exposure"]
+        lines.append(f"  exposure over {gains['pairs']} units: median {exposure['median']:.4f}, "
+                     f"10-90 % {exposure['p10']:.4f}-{exposure['p90']:.4f}, spread "
+                     f"{exposure['spread_ev']:.3f} EV")
+        wb = gains["wb_gains_r_b"]
+        lines.append(f"  white balance R {wb['red']['median']:.3f} "
+                     f"({wb['red']['p10']:.3f}-{wb['red']['p90']:.3f}), B {wb['blue']['median']:.3f} "
+                     f"({wb['blue']['p10']:.3f}-{wb['blue']['p90']:.3f})")
+    moved = [u for u in fit_report["units"] if not u["alignment"]["aligned"]]
+    lines.append(f"  alignment: {len(fit_report['units']) - len(moved)} of "
+                 f"{len(fit_report['units'])} units aligned as given" +
+                 (f"; others scaled {min(u['alignment']['scale'] for u in moved):.4f}-"
+                  f"{max(u['alignment']['scale'] for u in moved):.4f}" if moved else ""))
+    if shading is not None:
+        corner = ", ".join(f"{c:.3f}" for c in shading.corner)
+        lines.append(f"  lens shading (not applied by the pixel-wise graph): corner gain R, G, "
+                     f"B {corner} over {shading.frames} frames; RAW/prediction RMS "
+                     f"{shading.rms_before:.4f} -> {shading.rms_after:.4f}")
+    else:
+        lines.append("  lens shading: not measured (no whole frames)")
+    return lines
+
+
+__all__ = ["CARD_NAME", "CalibrationResult", "ONNX_NAME", "PARAMS_NAME", "REPORT_NAME",
+           "calibrate", "split_scenes", "write_card"]
