@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -228,11 +229,20 @@ def read_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXE
                       as_float=as_float)
 
 
+def png_with_dpi(png: bytes, dpi: int) -> bytes:
+    """The PNG `png` with a pHYs chunk saying `dpi` (so a paper gets the intended size)."""
+    signature, ihdr_end = png[:8], 8 + 8 + 13 + 4  # IHDR is always first, 13 data bytes
+    per_metre = round(dpi / 0.0254)
+    body = b"pHYs" + struct.pack(">IIB", per_metre, per_metre, 1)
+    chunk = struct.pack(">I", 9) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+    return signature + png[8:ihdr_end] + chunk + png[ihdr_end:]
+
+
 def write_rgb(path: str | os.PathLike[str], rgb_uint8: np.ndarray, *, overwrite: bool = False,
-              jpeg_quality: int = 92) -> Path:
+              jpeg_quality: int = 92, dpi: int | None = None) -> Path:
     """Write an (H, W, 3) uint8 RGB image as PNG or JPEG (by suffix), atomically.
 
-    An existing file is kept (Rgb2RawError) unless `overwrite`.
+    An existing file is kept (`OutputExists`) unless `overwrite`. `dpi` is recorded in a PNG.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -242,9 +252,12 @@ def write_rgb(path: str | os.PathLike[str], rgb_uint8: np.ndarray, *, overwrite:
     ok, encoded = cv2.imencode(suffix, cv2.cvtColor(rgb_uint8, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise Rgb2RawError(path, f"{suffix[1:].upper()} encoding failed")
+    data = encoded.tobytes()
+    if dpi is not None and suffix == ".png":
+        data = png_with_dpi(data, dpi)
     try:
         with atomic_write(path, overwrite=overwrite) as handle:
-            handle.write(encoded.tobytes())
+            handle.write(data)
     except FileExistsError:
         raise OutputExists(path) from None
     return path

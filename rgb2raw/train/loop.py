@@ -197,8 +197,8 @@ def _check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
             raise Rgb2RawError(run_dir / LAST, "no such file: nothing to resume")
         return
     if (run_dir / LAST).exists() and not overwrite:
-        raise Rgb2RawError(run_dir, "already holds a training run (use --resume to continue it "
-                                    "or --overwrite to start again)")
+        raise Rgb2RawError(run_dir, "already holds a training run (resume=True continues it, "
+                                    "overwrite=True starts again)")
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
@@ -356,7 +356,8 @@ def _train(config: TrainConfig, run_dir: Path, context: DistContext,
                 loss = combined_loss(output.float(), target, loss_weights)
                 if not torch.isfinite(loss):
                     raise Rgb2RawError(None, f"the loss became {loss.item()} at step "
-                                             f"{state.global_step}; lower --lr")
+                                             f"{state.global_step}", param="lr",
+                                       hint="lower {param}")
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
