@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from rgb2raw.errors import Rgb2RawError
-from rgb2raw.tiling import round_up, tile_multiple, tile_workers
+from rgb2raw.tiling import is_light, round_up, tile_multiple, tile_workers
 
 if TYPE_CHECKING:
     from torch import nn
@@ -50,11 +52,20 @@ PROVIDER_ALIASES: dict[str, str] = {
 class Backend(Protocol):
     """Runs a network: (N, 3, H, W) float32 -> (N, 4, H/2, W/2) float32."""
 
-    #: Short description for logs and benchmark tables, e.g. ``onnx:CPUExecutionProvider``.
-    description: str
-    #: (height, width) of the only input size the network takes (a graph exported for one
-    #: size), or None: any size that is a multiple of the model's.
-    fixed_hw: tuple[int, int] | None
+    @property
+    def description(self) -> str:
+        """Short description for logs and benchmark tables, e.g. ``onnx:CPUExecutionProvider``."""
+        ...
+
+    @property
+    def fixed_hw(self) -> tuple[int, int] | None:
+        """(height, width) of the only input size the network takes (a graph exported for one
+        size), or None: any size that is a multiple of the model's."""
+        ...
+
+    def ready(self) -> None:
+        """Block until the backend can run; raise what opening it met, if anything."""
+        ...
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch; input and output are float32 NCHW arrays."""
@@ -80,65 +91,150 @@ def provider_name(name: str) -> str:
     return PROVIDER_ALIASES.get(name.lower(), name)
 
 
+@dataclass(frozen=True)
+class _Session:
+    """An open ONNX Runtime session and what the backend reads from its graph."""
+
+    session: Any
+    input_name: str
+    output_name: str
+    #: A graph exported with a fixed batch (e.g. 1) is fed that many tiles at a time.
+    fixed_batch: int | None
+    fixed_hw: tuple[int, int] | None
+    providers: tuple[str, ...]
+
+
+# Sessions are created once per process: opening the same file with the same options again
+# (a second `load_model`, a notebook re-running a cell) reuses the open session, which ONNX
+# Runtime allows to be run from several threads at once.
+_SESSIONS: dict[tuple[object, ...], _Session] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _open_session(path: Path, providers: tuple[str, ...], threads: int, light: bool) -> _Session:
+    """Open (or reuse) the session of `path`; every failure is an `Rgb2RawError`."""
+    try:
+        stat = path.stat()
+    except OSError:
+        raise Rgb2RawError(path, "no such model file") from None
+    if not path.is_file():
+        raise Rgb2RawError(path, "no such model file")
+    key = (os.fspath(path.resolve()), stat.st_size, stat.st_mtime_ns, providers, threads, light)
+    with _SESSIONS_LOCK:
+        if key in _SESSIONS:
+            return _SESSIONS[key]
+        opened = _create_session(path, providers, threads, light)
+        _SESSIONS[key] = opened
+        return opened
+
+
+def _create_session(path: Path, wanted: tuple[str, ...], threads: int, light: bool) -> _Session:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        raise Rgb2RawError(None, f"onnx runtime provider {', '.join(missing)} is not available "
+                                 f"in this installation (available: {', '.join(available)})")
+    options = ort.SessionOptions()
+    # 0: one thread per physical core (ONNX Runtime's default). Operators run one after
+    # another, each on all threads: the models are chains without parallel branches.
+    options.intra_op_num_threads = max(0, int(threads))
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # A light (pixel-wise, hand-built) graph has nothing for the extended fusions to do and
+    # opens in half the time with the basic ones; a CNN gains from every fusion.
+    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC if light
+                                        else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    options.log_severity_level = 3  # errors only: the library never prints
+    try:
+        session = ort.InferenceSession(os.fspath(path), sess_options=options,
+                                       providers=list(wanted))
+    except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
+        raise Rgb2RawError(path, f"cannot load onnx model: {_one_line(exc)}") from None
+    active = tuple(session.get_providers())
+    inactive = [p for p in wanted if p != "CPUExecutionProvider" and p not in active]
+    if inactive:
+        raise Rgb2RawError(None, f"requested provider {', '.join(inactive)} did not start "
+                                 f"(active: {', '.join(active)}); check the GPU drivers "
+                                 "and onnxruntime-gpu, or use --device cpu")
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(inputs[0].shape) != 4:
+        raise Rgb2RawError(path, "onnx model must have one (N, 3, H, W) input")
+    batch_dim, height, width = inputs[0].shape[0], inputs[0].shape[2], inputs[0].shape[3]
+    fixed_hw = (height, width) if isinstance(height, int) and isinstance(width, int) else None
+    return _Session(session, inputs[0].name, outputs[0].name,
+                    batch_dim if isinstance(batch_dim, int) else None, fixed_hw, active)
+
+
 class OnnxBackend:
     """ONNX Runtime session over one ``.onnx`` file.
 
     `providers` are tried in order (default: CPU only; with ``device="cuda"``: CUDA then CPU).
     A GPU provider that was asked for but did not become active (ONNX Runtime silently falls
     back to the CPU when CUDA libraries are missing) is an error, so a user who asked for the
-    GPU never gets a slow CPU run without knowing. `threads` = 0 lets ONNX Runtime decide.
+    GPU never gets a slow CPU run without knowing. `threads` = 0 lets ONNX Runtime decide;
+    `light` marks a cheap pixel-wise graph (fewer graph optimisations, faster to open).
+
+    With `background`, ONNX Runtime is imported and the session opened in a thread, so a
+    caller can decode its first image meanwhile; `ready()` (and anything that needs the
+    session) waits for it and raises what opening it raised.
     """
 
     def __init__(self, model_path: str | os.PathLike[str], *, device: Device = "cpu",
-                 providers: list[str] | None = None, threads: int = 0) -> None:
-        import onnxruntime as ort
-
+                 providers: list[str] | None = None, threads: int = 0, light: bool = False,
+                 background: bool = False) -> None:
         self.path = Path(model_path)
-        if not self.path.is_file():
-            raise Rgb2RawError(self.path, "no such model file")
         if providers is None:
             providers = ["cuda", "cpu"] if device == "cuda" else ["cpu"]
-        wanted = [provider_name(p) for p in providers]
-        available = ort.get_available_providers()
-        missing = [p for p in wanted if p not in available]
-        if missing:
-            raise Rgb2RawError(None, f"onnx runtime provider {', '.join(missing)} is not available "
-                                     f"in this installation (available: {', '.join(available)})")
-        options = ort.SessionOptions()
-        # 0: one thread per physical core (ONNX Runtime's default). Operators run one after
-        # another, each on all threads: the models are chains without parallel branches.
-        options.intra_op_num_threads = max(0, int(threads))
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # errors only: the library never prints
-        try:
-            self.session = ort.InferenceSession(os.fspath(self.path), sess_options=options,
-                                                providers=wanted)
-        except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
-            raise Rgb2RawError(self.path, f"cannot load onnx model: {_one_line(exc)}") from None
-        active = self.session.get_providers()
-        inactive = [p for p in wanted if p != "CPUExecutionProvider" and p not in active]
-        if inactive:
-            raise Rgb2RawError(None, f"requested provider {', '.join(inactive)} did not start "
-                                     f"(active: {', '.join(active)}); check the GPU drivers "
-                                     "and onnxruntime-gpu, or use --device cpu")
-        self.providers = tuple(active)
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4:
-            raise Rgb2RawError(self.path, "onnx model must have one (N, 3, H, W) input")
-        self.input_name = inputs[0].name
-        self.output_name = outputs[0].name
-        batch_dim = inputs[0].shape[0]
-        # A graph exported with a fixed batch of 1 must be fed one tile at a time.
-        self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
-        height, width = inputs[0].shape[2], inputs[0].shape[3]
-        self.fixed_hw: tuple[int, int] | None = (height, width) if isinstance(height, int) and isinstance(width, int) else None
-        self.description = f"onnx:{active[0]}"
+        wanted = tuple(provider_name(p) for p in providers)
+        self._opening: Future[_Session] = Future()
+
+        def open_now() -> None:
+            try:
+                self._opening.set_result(_open_session(self.path, wanted, threads, light))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+                self._opening.set_exception(exc)
+
+        if background:
+            threading.Thread(target=open_now, name="rgb2raw-open", daemon=True).start()
+        else:
+            open_now()
+            self.ready()
+
+    def ready(self) -> None:
+        """Wait until the session is open; raises the error opening it met, if any."""
+        self._opening.result()
+
+    @property
+    def _session(self) -> _Session:
+        return self._opening.result()
+
+    @property
+    def session(self) -> Any:
+        return self._session.session
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return self._session.providers
+
+    @property
+    def fixed_batch(self) -> int | None:
+        return self._session.fixed_batch
+
+    @property
+    def fixed_hw(self) -> tuple[int, int] | None:
+        return self._session.fixed_hw
+
+    @property
+    def description(self) -> str:
+        return f"onnx:{self._session.providers[0]}"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = _check_batch(batch)
-        step = self.fixed_batch or batch.shape[0]
-        pieces = [self.session.run([self.output_name], {self.input_name: batch[i: i + step]})[0]
+        opened = self._session
+        step = opened.fixed_batch or batch.shape[0]
+        feed = opened.input_name
+        pieces = [opened.session.run([opened.output_name], {feed: batch[i: i + step]})[0]
                   for i in range(0, batch.shape[0], step)]
         output = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
         return _check_output(np.asarray(output, dtype=np.float32), batch, os.fspath(self.path))
@@ -169,6 +265,9 @@ class TorchBackend:
         self.description = f"torch:{device}{':fp16' if fp16 else ''}"
         self.fixed_hw: tuple[int, int] | None = None
 
+    def ready(self) -> None:
+        """A torch backend is ready once built."""
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = _check_batch(batch)
         torch = self.torch
@@ -185,6 +284,9 @@ class FunctionBackend:
         self.function = function
         self.description = description
         self.fixed_hw: tuple[int, int] | None = None
+
+    def ready(self) -> None:
+        """A function is always ready."""
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = _check_batch(batch)
@@ -247,10 +349,13 @@ def check_requirements(card: ModelCard, backend: BackendName) -> None:
 
 
 def open_model(card: ModelCard, *, backend: BackendName = "onnx", device: Device = "cpu",
-               threads: int = 0, fp16: bool = False,
-               providers: list[str] | None = None) -> LoadedModel:
+               threads: int = 0, fp16: bool = False, providers: list[str] | None = None,
+               background: bool = False) -> LoadedModel:
     """Open the file of `card` that suits `backend`: its ONNX file, or its torch weights run
-    by torch or exported to a temporary ONNX file. Files are fetched first (`zoo.pull`)."""
+    by torch or exported to a temporary ONNX file. Files are fetched first (`zoo.pull`).
+
+    `background` opens an ONNX file's session in a thread (see `OnnxBackend`): the caller
+    decodes its first image meanwhile, and `backend.ready()` raises any problem."""
     from rgb2raw import zoo
 
     if backend not in BACKENDS:
@@ -268,7 +373,8 @@ def open_model(card: ModelCard, *, backend: BackendName = "onnx", device: Device
         # A light model on the CPU spends the threads on tiles in parallel, one thread each.
         workers = tile_workers(contract.bytes_per_pixel, threads) if device == "cpu" else 1
         session = OnnxBackend(zoo.file_path(card, formats["onnx"]), device=device,
-                              threads=1 if workers > 1 else threads, providers=providers)
+                              threads=1 if workers > 1 else threads, providers=providers,
+                              light=is_light(contract.bytes_per_pixel), background=background)
         return LoadedModel(card, session, workers=workers)
     if card.arch is None:
         raise Rgb2RawError(None, f"model {card.name} names no architecture to build its "

@@ -171,9 +171,10 @@ class _Job:
         return FileResult(entry.path, target, "failed", str(error), error=error)
 
     def read(self, entry: InputFile) -> np.ndarray:
+        """The image as decoded (uint8 for a JPEG): the engine converts it tile by tile."""
         from rgb2raw.rgb import read_rgb
 
-        return read_rgb(entry.path, max_pixels=self.max_pixels)
+        return read_rgb(entry.path, max_pixels=self.max_pixels, as_float=False)
 
     def decode(self, job: Job) -> list[_Unit]:
         """The units of `job` (reader thread): one image, a stitched frame, or the crops of a
@@ -182,13 +183,17 @@ class _Job:
             return [_Unit(job.files, self.read(job.files[0]))]
         import numpy as np
 
+        from rgb2raw.rgb import to_unit
         from rgb2raw.stitch import crop_slices, frame_shape
 
         grid = self.camera.crop_grid
         first = self.read(job.files[0])
-        frame = np.empty(frame_shape(grid, first.shape), dtype=np.float32)
+        frame = np.empty(frame_shape(grid, first.shape), dtype=first.dtype)
         for index, entry in enumerate(job.files):
             crop = first if index == 0 else self.read(entry)
+            if crop.dtype != frame.dtype:  # e.g. one 16-bit PNG among 8-bit crops
+                frame = frame if frame.dtype == np.float32 else to_unit(frame)
+                crop = to_unit(crop)
             if crop.shape != first.shape:
                 problem = (f"is {crop.shape[1]}x{crop.shape[0]} but {job.files[0].path.name} is "
                            f"{first.shape[1]}x{first.shape[0]}; scene {job.scene} cannot be stitched")
@@ -211,7 +216,14 @@ class _Job:
         from rgb2raw.stitch import split_frame
 
         assert unit.image is not None
-        values = predict(unit.image, self.model, self.run)
+        box = None
+        if len(unit.files) == 1 and self.model.contract.shading is not None:
+            from rgb2raw.stitch import crop_box
+
+            side = self.camera.rgb_crop
+            box = crop_box(unit.files[0].path.stem, unit.image.shape[:2],
+                           self.camera.crop_grid, (side, side))
+        values = predict(unit.image, self.model, self.run, box=box)
         unit.image = None  # the decoded input is not needed any more
         if len(unit.files) == 1:
             return [values]
@@ -334,6 +346,7 @@ def infer_paths(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
         queue = iter(jobs)
         for job in itertools.islice(queue, READ_AHEAD):
             decoded.append((job, reader.submit(decode, job)))
+        model.backend.ready()  # a model that cannot open fails the run, not each file
         while decoded:
             job, pending = decoded.popleft()
             following = next(queue, None)

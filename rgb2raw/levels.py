@@ -8,8 +8,8 @@ Three kinds of numbers flow through rgb2raw:
   black)`` for the pair of levels the model was made for (its card, `rgb2raw.zoo.cards`);
 * **the scorer's units**: the challenge's official program loads a prediction with
   ``np.load(path).astype(float) / 1024.`` and asserts the result lies in [0, 1] (the AIM 2022
-  Reversed ISP scoring program, as summarised in FORMAT.md of the challenge material; see
-  docs/conventions.md), so 1024 is the one full-scale value of every score.
+  Reversed ISP scoring program; docs/conventions.md lists the sources), so 1024 is the one
+  full-scale value of every score.
 
 `Levels.to_dn` is the float mapping (no rounding); `quantise` makes the uint16 DN a file holds,
 rounding once and clipping where the model's convention says (`rgb2raw.nets.Contract`).

@@ -22,23 +22,27 @@ from rgb2raw import levels, tiling, tta
 from rgb2raw.backends import BackendName, Device, LoadedModel, open_model
 from rgb2raw.cameras import CameraProfile
 from rgb2raw.errors import Rgb2RawError
+from rgb2raw.rgb import to_unit
+from rgb2raw.shading import FrameBox
 from rgb2raw.zoo import CardContract, ModelCard, resolve_model
 
 
 def load_model(model: str | os.PathLike[str] | ModelCard | None = None, *,
                camera: str | None = None, arch: str | None = None,
                backend: BackendName = "onnx", device: Device = "cpu", threads: int = 0,
-               fp16: bool = False, providers: list[str] | None = None) -> LoadedModel:
+               fp16: bool = False, providers: list[str] | None = None,
+               background: bool = False) -> LoadedModel:
     """Resolve `model` (`rgb2raw.zoo.resolve_model`) and open it on `backend`.
 
     None means the camera's bundled default. Zoo models are fetched into the cache if needed
     (`rgb2raw.zoo.pull`, which honours RGB2RAW_OFFLINE). A torch checkpoint runs on the torch
     backend directly, or is exported to a temporary ONNX file for the ONNX backend. A missing
-    optional package is reported before anything loads.
+    optional package is reported before anything loads. `background` opens an ONNX session
+    in a thread while the caller goes on (its problems surface at `model.backend.ready()`).
     """
     card = resolve_model(model, camera=camera, arch=arch)
     return open_model(card, backend=backend, device=device, threads=threads, fp16=fp16,
-                      providers=providers)
+                      providers=providers, background=background)
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,17 @@ def _frame_runner(model: LoadedModel) -> Callable[[object, np.ndarray], np.ndarr
 
 
 def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = None,
-            *, on_tiles: Callable[[int], None] | None = None) -> np.ndarray:
-    """The model's packed output for an (H, W, 3) [0, 1] image: float32 (H/2, W/2, 4), v units."""
+            *, on_tiles: Callable[[int], None] | None = None,
+            box: FrameBox | None = None) -> np.ndarray:
+    """The model's packed output for an (H, W, 3) image: float32 (H/2, W/2, 4), v units.
+
+    `rgb` is float in [0, 1], or uint8/uint16 as decoded (`rgb2raw.rgb.read_rgb` with
+    ``as_float=False``): then each tile is converted on its way to the network, with the same
+    arithmetic as a whole-image conversion, so the results are identical.
+
+    A model with lens shading (`CardContract.shading`) gets it by frame position: `box` says
+    where the image sits in its sensor frame; None means the image is the whole frame.
+    """
     settings = settings or RunSettings()
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] % 2 or rgb.shape[1] % 2:
         raise ValueError(f"expected (H, W, 3) RGB with even sides, got shape {rgb.shape}")
@@ -98,8 +111,11 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
                                  "test-time augmentation is not available for it")
     scale = np.float32(contract.rgb_range)
     runner = _frame_runner(model) if contract.full_frame else None
+    decoded = rgb.dtype if rgb.dtype in (np.uint8, np.uint16) else None
 
     def run_batch(batch: np.ndarray) -> np.ndarray:
+        if decoded is not None:  # tiles of an integer image, converted here
+            to_unit(batch, out=batch, dtype=decoded)
         if scale != 1:
             batch = batch * scale
         if runner is not None:
@@ -114,9 +130,13 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
         return tiling.infer_tiled(image, run_batch, plan, batch_size=settings.batch_size,
                                   workers=model.workers, on_tiles=on_tiles)
 
-    if settings.tta > 1:
-        return tta.predict_tta(rgb, predict_one, settings.tta)
-    return predict_one(rgb)
+    values = (tta.predict_tta(rgb, predict_one, settings.tta) if settings.tta > 1
+              else predict_one(rgb))
+    shading = contract.shading
+    if shading is not None:
+        # After the model, on the whole output: tiles and TTA never see the frame position.
+        values = shading.apply(values, box)
+    return values
 
 
 def quantise(values: np.ndarray, contract: CardContract, *, noisy: bool = False) -> np.ndarray:
@@ -147,9 +167,13 @@ def add_camera_noise(values: np.ndarray, contract: CardContract, camera: CameraP
 
 def infer_image(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = None, *,
                 camera: CameraProfile | None = None, noise: bool = False,
-                iso: float | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
-    """RAW for one (H, W, 3) [0, 1] RGB image: packed (H/2, W/2, 4) uint16 DN in model levels."""
-    values = predict(rgb, model, settings)
+                iso: float | None = None, rng: np.random.Generator | None = None,
+                box: FrameBox | None = None) -> np.ndarray:
+    """RAW for one (H, W, 3) [0, 1] RGB image: packed (H/2, W/2, 4) uint16 DN in model levels.
+
+    `box`: where the image sits in its sensor frame (None: it is the whole frame).
+    """
+    values = predict(rgb, model, settings, box=box)
     if not noise:
         return quantise(values, model.contract)
     if camera is None or rng is None:

@@ -115,35 +115,55 @@ def image_size(data: bytes) -> tuple[int, int]:
     raise ValueError("not a JPEG, PNG, TIFF or BMP image")
 
 
-def _to_rgb01(decoded: np.ndarray) -> np.ndarray:
-    """OpenCV's BGR/gray/BGRA uint8/uint16/float array -> float32 RGB in [0, 1]."""
-    if decoded.dtype == np.uint8:
-        scale = 1 / 255
-    elif decoded.dtype == np.uint16:
-        scale = 1 / 65535
-    elif np.issubdtype(decoded.dtype, np.floating):
-        scale = 1.0
+def unit_scale(dtype: np.dtype) -> float:
+    """The factor taking pixel values of `dtype` to [0, 1]: 1/255, 1/65535, or 1 for floats."""
+    if dtype == np.uint8:
+        return 1 / 255
+    if dtype == np.uint16:
+        return 1 / 65535
+    if np.issubdtype(dtype, np.floating):
+        return 1.0
+    raise ValueError(f"unsupported pixel type {dtype}")
+
+
+def to_unit(rgb: np.ndarray, *, out: np.ndarray | None = None,
+            dtype: np.dtype | None = None) -> np.ndarray:
+    """uint8/uint16/float RGB -> float32 in [0, 1]: ``min(1, float32(v) * float32(scale))``.
+
+    `out` (float32, the same shape; it may be `rgb` itself) receives the result instead of a
+    new array; `dtype` names the pixel type the values were decoded as when `rgb` already
+    holds them as float32 (a batch of tiles). This is the one conversion: `read_rgb` applies
+    it to whole images, the engine to tiles of integer images (`read_rgb(..., as_float=False)`),
+    with the same float32 arithmetic.
+    """
+    scale = unit_scale(rgb.dtype if dtype is None else np.dtype(dtype))
+    if out is rgb:
+        pass
+    elif out is None:
+        out = rgb.astype(np.float32)  # the one full-size float copy
     else:
-        raise ValueError(f"unsupported pixel type {decoded.dtype}")
-    if scale == 1.0 and not np.isfinite(decoded).all():
+        out[...] = rgb
+    if scale != 1.0:
+        out *= np.float32(scale)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _to_rgb(decoded: np.ndarray) -> np.ndarray:
+    """OpenCV's BGR/gray/BGRA uint8/uint16/float array -> RGB of the same pixel type."""
+    if unit_scale(decoded.dtype) == 1.0 and not np.isfinite(decoded).all():
         raise ValueError("holds NaN or infinite pixel values")
     if decoded.ndim == 2:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_GRAY2RGB)
-    elif decoded.shape[2] == 4:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGB)
-    elif decoded.shape[2] == 3:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-    else:
-        raise ValueError(f"unsupported channel count {decoded.shape[2]}")
-    rgb = decoded.astype(np.float32)  # the one full-size float copy
-    if scale != 1.0:
-        rgb *= np.float32(scale)
-    return np.clip(rgb, 0.0, 1.0, out=rgb)
+        return cv2.cvtColor(decoded, cv2.COLOR_GRAY2RGB)
+    if decoded.shape[2] == 4:
+        return cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGB)
+    if decoded.shape[2] == 3:
+        return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    raise ValueError(f"unsupported channel count {decoded.shape[2]}")
 
 
 def decode_rgb(data: bytes, *, name: str | os.PathLike[str] = "<bytes>",
                max_pixels: int = DEFAULT_MAX_PIXELS, orientation: Orientation = "ignore",
-               even: bool = True) -> np.ndarray:
+               even: bool = True, as_float: bool = True) -> np.ndarray:
     """Decode an encoded image held in memory; see `read_rgb`."""
     if not data:
         raise Rgb2RawError(name, "is empty")
@@ -164,7 +184,9 @@ def decode_rgb(data: bytes, *, name: str | os.PathLike[str] = "<bytes>",
     if decoded is None:
         raise Rgb2RawError(name, "corrupt image data (the decoder gave up)")
     try:
-        rgb = _to_rgb01(decoded)
+        rgb = _to_rgb(decoded)
+        if as_float:
+            rgb = to_unit(rgb)
     except ValueError as exc:
         raise Rgb2RawError(name, str(exc)) from None
     if even:
@@ -186,8 +208,13 @@ def crop_even(rgb: np.ndarray, name: str | os.PathLike[str] = "<image>") -> np.n
 
 
 def read_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS,
-             orientation: Orientation = "ignore", even: bool = True) -> np.ndarray:
+             orientation: Orientation = "ignore", even: bool = True,
+             as_float: bool = True) -> np.ndarray:
     """Read an image file as float32 RGB (H, W, 3) in [0, 1].
+
+    With `as_float` False the pixels stay as decoded (uint8, uint16, or float32 for float
+    files), RGB order, for a caller that converts them piecewise with `to_unit`: a 12 MP
+    photo is then 36 MB instead of 144 MB, and never converted as a whole.
 
     Raises Rgb2RawError naming the file for a missing, empty, truncated, corrupt, non-image or
     oversized file. See the module docstring for orientation and odd-size policies.
@@ -197,7 +224,8 @@ def read_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXE
         data = path.read_bytes()  # works for any Unicode path, unlike cv2.imread on Windows
     except OSError as exc:
         raise unreadable(path, exc, "an image") from None
-    return decode_rgb(data, name=path, max_pixels=max_pixels, orientation=orientation, even=even)
+    return decode_rgb(data, name=path, max_pixels=max_pixels, orientation=orientation, even=even,
+                      as_float=as_float)
 
 
 def write_rgb(path: str | os.PathLike[str], rgb_uint8: np.ndarray, *, overwrite: bool = False,

@@ -1,7 +1,7 @@
 """The challenge models run exactly as their authors ran them (random weights, 1 DN).
 
-The references below are written here from the authors' published conventions (FORMAT.md of
-the challenge material, summarised in docs/conventions.md), not taken from rgb2raw:
+The references below are written here from the authors' published conventions (listed with
+their sources in docs/conventions.md), not taken from rgb2raw:
 
 * MiAlgo's ``test.py``: stitch a scene's crops (row-major) into the frame, feed ``rgb / 255``,
   map the output y to ``clip(round(y * (white - black) + black), 0, white)`` with the
@@ -36,7 +36,7 @@ from rgb2raw.pipeline import load_model  # noqa: E402
 
 GRID = (2, 3)
 CROP = 32  # a multiple of 16, so each crop is also a valid LiteISPNet_s input on its own
-#: The authors' levels per camera (FORMAT.md), written here again on purpose: the test checks
+#: The authors' levels per camera (docs/conventions.md), written here again on purpose: it checks
 #: that rgb2raw's registry and camera profiles give these numbers.
 AUTHORS_LEVELS = {"s7": (0.0, 1023.0), "p20": (60.0, 1020.0)}
 

@@ -190,3 +190,17 @@ def test_shards_write_each_file_once_with_the_same_noise(tmp_path: Path, make_mo
     for name in written:
         np.testing.assert_array_equal(np.load(tmp_path / "whole" / name),
                                       np.load(tmp_path / "sharded" / name))
+
+
+def test_an_integer_image_gives_the_float_images_numbers(make_model: Callable[..., LoadedModel],
+                                                         tmp_path: Path) -> None:
+    from rgb2raw.rgb import read_rgb
+
+    write_png(tmp_path / "a.png", 40, 56, seed=3)
+    as_float = read_rgb(tmp_path / "a.png")
+    decoded = read_rgb(tmp_path / "a.png", as_float=False)
+    assert decoded.dtype == np.uint8 and decoded.nbytes * 4 == as_float.nbytes
+    for settings in (RunSettings(tile=16, overlap=8), RunSettings(tile=-1), RunSettings(tta=4)):
+        model = make_model(rgb_range=255.0)
+        np.testing.assert_array_equal(infer_image(decoded, model, settings),
+                                      infer_image(as_float, model, settings))

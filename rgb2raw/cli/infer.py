@@ -213,7 +213,7 @@ def infer_command(
     started = time.perf_counter()
     loaded = pipeline.load_model(model, camera=camera, arch=arch, backend=backend,
                                  device=device, threads=threads, fp16=fp16,
-                                 providers=provider or None)
+                                 providers=provider or None, background=True)
     profile = get_camera(camera or loaded.card.camera)
     log.info("model %s loaded in %.2f s; %d tile worker%s", loaded.description,
              time.perf_counter() - started, loaded.workers, "" if loaded.workers == 1 else "s")

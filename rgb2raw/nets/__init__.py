@@ -94,7 +94,7 @@ class Architecture:
     frame_runner: str | None = None
 
 
-#: Where the registry's conventions come from (FORMAT.md of the challenge material): MiAlgo's
+#: Where the registry's conventions come from (docs/conventions.md, with sources): MiAlgo's
 #: test.py maps the output y to clip(round(y * (white - black) + black), 0, white) with the
 #: camera's levels (S7 0/1023, P20 60/1020) on frames stitched from the 48 crops; the official
 #: baseline notebook clamps to [0, 1] in the network, runs one crop at a time and saves

@@ -18,13 +18,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from rgb2raw import nets
 from rgb2raw._atomic import atomic_write
 from rgb2raw.cameras import CAMERA_NAMES, get_camera
 from rgb2raw.errors import Rgb2RawError
 from rgb2raw.levels import Levels
+
+if TYPE_CHECKING:
+    from rgb2raw.shading import RadialShading
 
 FileFormat = Literal["onnx", "torch"]
 FORMATS: tuple[str, ...] = ("onnx", "torch")
@@ -92,6 +95,9 @@ class ModelCard:
     reported: Reported | None = None
     #: Markdown model card, relative to the models folder.
     card: str | None = None
+    #: Lens shading the engine multiplies into the output by frame position, as
+    #: `rgb2raw.shading.RadialShading.to_dict` writes it; None: none.
+    shading: dict[str, Any] | None = None
     #: The folder the card was read from: bundled files sit beside their card. Not in the JSON.
     home: Path | None = field(default=None, compare=False, repr=False)
 
@@ -128,6 +134,11 @@ class CardContract:
     def __init__(self, card: ModelCard) -> None:
         self.card = card
 
+    def _inherit(self, name: str) -> Any:
+        """The card's own value of field `name`, else its architecture's."""
+        value = getattr(self.card, name)
+        return getattr(self.card.architecture, name) if value is None else value
+
     @property
     def name(self) -> str:
         return self.card.name
@@ -138,28 +149,23 @@ class CardContract:
 
     @property
     def rgb_range(self) -> float:
-        value = self.card.rgb_range
-        return self.card.architecture.rgb_range if value is None else value
+        return self._inherit("rgb_range")
 
     @property
     def size_multiple(self) -> int:
-        value = self.card.size_multiple
-        return self.card.architecture.size_multiple if value is None else value
+        return self._inherit("size_multiple")
 
     @property
     def full_frame(self) -> bool:
-        value = self.card.full_frame
-        return self.card.architecture.full_frame if value is None else value
+        return self._inherit("full_frame")
 
     @property
     def context(self) -> int | None:
-        value = self.card.context
-        return self.card.architecture.context if value is None else value
+        return self._inherit("context")
 
     @property
     def bytes_per_pixel(self) -> int | None:
-        value = self.card.bytes_per_pixel
-        return self.card.architecture.bytes_per_pixel if value is None else value
+        return self._inherit("bytes_per_pixel")
 
     @property
     def input_size(self) -> tuple[int, int] | None:
@@ -188,8 +194,7 @@ class CardContract:
 
     @property
     def clip_low(self) -> nets.ClipLow:
-        value = self.card.clip_low
-        return self.card.architecture.clip_low if value is None else value
+        return self._inherit("clip_low")
 
     @property
     def low(self) -> float:
@@ -198,19 +203,29 @@ class CardContract:
 
     @property
     def rounding(self) -> nets.Rounding:
-        value = self.card.rounding
-        return self.card.architecture.rounding if value is None else value
+        return self._inherit("rounding")
+
+    @property
+    def shading(self) -> RadialShading | None:
+        """The lens shading to put back by frame position, or None."""
+        from rgb2raw.shading import RadialShading
+
+        return None if self.card.shading is None else RadialShading.from_dict(self.card.shading)
 
     @property
     def frame_runner(self) -> str | None:
         """The architecture's bounded-memory whole-frame runner (``"module:callable"``), if any."""
         return None if self.card.arch is None else nets.architecture(self.card.arch).frame_runner
 
+    @property
+    def shading_dict(self) -> dict[str, Any] | None:
+        return self.card.shading
+
     def resolved(self) -> dict[str, Any]:
         """Every resolved value by name (for comparisons, logs and tests)."""
         names = ("name", "camera", "rgb_range", "size_multiple", "full_frame", "context",
                  "bytes_per_pixel", "input_size", "black_level", "white_level", "clip_low",
-                 "rounding", "frame_runner")
+                 "rounding", "frame_runner", "shading_dict")
         return {name: getattr(self, name) for name in names}
 
     def __eq__(self, other: object) -> bool:
@@ -259,6 +274,7 @@ def card_from_dict(data: Mapping[str, Any]) -> ModelCard:
         reported=None if reported is None else Reported(
             str(reported["set"]), float(reported["psnr"]), float(reported["ssim"])),
         card=data.get("card"),
+        shading=data.get("shading"),
     )
     check_card(card)
     return card
@@ -270,6 +286,13 @@ def check_card(card: ModelCard) -> None:
     if (resolved.size_multiple < 1 or resolved.white_level <= resolved.black_level
             or resolved.rgb_range <= 0):
         raise ValueError("size_multiple must be >= 1, white_level > black_level, rgb_range > 0")
+    if card.shading is not None:
+        from rgb2raw.shading import RadialShading
+
+        try:
+            RadialShading.from_dict(card.shading)
+        except Rgb2RawError as exc:
+            raise ValueError(exc.problem) from None
     if (card.context is not None and card.context < 0) or (
             card.bytes_per_pixel is not None and card.bytes_per_pixel < 1):
         raise ValueError("context must be >= 0 and bytes_per_pixel >= 1 (or null: unknown)")
