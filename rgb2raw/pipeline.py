@@ -106,13 +106,15 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
                                  "test-time augmentation is not available for it")
     scale = np.float32(contract.rgb_range)
     runner = _frame_runner(model) if contract.full_frame else None
-    decoded = rgb.dtype if rgb.dtype in (np.uint8, np.uint16) else None
+
+    def prepare(tile: np.ndarray, out: np.ndarray) -> None:
+        """One (h, w, 3) tile into its (3, h, w) float32 batch slot, in [0, 1]: integer
+        images are converted here, tile by tile (`rgb2raw.rgb.to_unit`)."""
+        to_unit(tile.transpose(2, 0, 1), out=out)
 
     def run_batch(batch: np.ndarray) -> np.ndarray:
-        if decoded is not None:  # tiles of an integer image, converted here
-            to_unit(batch, out=batch, dtype=decoded)
         if scale != 1:
-            batch = batch * scale
+            batch *= scale  # the batch is the engine's own buffer
         if runner is not None:
             return np.asarray(runner(model.module, batch), dtype=np.float32)
         return model.backend.run(batch)
@@ -123,7 +125,8 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
                                  overlap=settings.overlap, size_multiple=contract.size_multiple,
                                  context=contract.context)
         return tiling.infer_tiled(image, run_batch, plan, batch_size=settings.batch_size,
-                                  workers=model.workers, on_tiles=on_tiles)
+                                  workers=model.workers, on_tiles=on_tiles,
+                                  prepare=None if image.dtype.kind == "f" else prepare)
 
     if settings.tta > 1:
         return tta.predict_tta(rgb, predict_one, settings.tta)
