@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rgb2raw import levels, tiling, tta
-from rgb2raw.backends import BackendName, Device, LoadedModel, open_model
+from rgb2raw.backends import BackendName, Device, LoadedModel, TorchBackend, open_model
 from rgb2raw.cameras import CameraProfile
 from rgb2raw.errors import Rgb2RawError
 from rgb2raw.rgb import to_unit
@@ -79,14 +79,16 @@ def _tile_for(model: LoadedModel, settings: RunSettings, image_hw: tuple[int, in
     return side if natural is None else max(side, *natural)
 
 
-def _frame_runner(model: LoadedModel) -> Callable[[object, np.ndarray], np.ndarray] | None:
-    """The architecture's whole-frame runner, when it has one and the backend runs torch."""
+def _frame_runner(model: LoadedModel) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The architecture's whole-frame runner on the model's torch backend, if it has one."""
     spec = model.contract.frame_runner
-    if spec is None or model.module is None:
+    backend = model.backend
+    if spec is None or not isinstance(backend, TorchBackend):
         return None
     from rgb2raw.nets import resolve_callable
 
-    return resolve_callable(spec)
+    runner = resolve_callable(spec)
+    return lambda batch: backend.run_frame(runner, batch)
 
 
 def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = None,
@@ -116,7 +118,7 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
         if scale != 1:
             batch *= scale  # the batch is the engine's own buffer
         if runner is not None:
-            return np.asarray(runner(model.module, batch), dtype=np.float32)
+            return runner(batch)
         return model.backend.run(batch)
 
     def predict_one(image: np.ndarray) -> np.ndarray:
