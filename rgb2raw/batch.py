@@ -216,7 +216,14 @@ class _Job:
         from rgb2raw.stitch import split_frame
 
         assert unit.image is not None
-        values = predict(unit.image, self.model, self.run)
+        box = None
+        if len(unit.files) == 1 and self.model.contract.shading is not None:
+            from rgb2raw.stitch import crop_box
+
+            side = self.camera.rgb_crop
+            box = crop_box(unit.files[0].path.stem, unit.image.shape[:2],
+                           self.camera.crop_grid, (side, side))
+        values = predict(unit.image, self.model, self.run, box=box)
         unit.image = None  # the decoded input is not needed any more
         if len(unit.files) == 1:
             return [values]

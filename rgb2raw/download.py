@@ -210,6 +210,16 @@ def file_lock(path: str | os.PathLike[str], *, timeout: float = LOCK_TIMEOUT,
 # --------------------------------------------------------------------------------- fetching
 
 
+SUPPORTED_SCHEMES = ("https", "http")
+
+
+def check_url(url: str) -> None:
+    """Refuse at once a URL no retry can fetch (file://, ftp://, a bare path or host)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.lower() not in SUPPORTED_SCHEMES or not rest.strip("/"):
+        raise Rgb2RawError(url, "unsupported URL: expected an http:// or https:// address")
+
+
 def fetch(
     url: str,
     target: str | os.PathLike[str],
@@ -234,6 +244,7 @@ def fetch(
     """
     if git_blob_sha1 is None and sha256 is None:
         raise ValueError("fetch needs a git_blob_sha1 or sha256 pin")
+    check_url(url)
     import requests
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -163,8 +163,12 @@ class SsimWorkspace:
         x, y = self._planes_for(pred.dtype)
         total = 0.0
         for channel in range(pred.shape[2]):
-            cv2.extractChannel(pred, channel, dst=x)
-            cv2.extractChannel(gt, channel, dst=y)
+            if pred.shape[2] <= 4:  # what OpenCV sees as one multi-channel image
+                cv2.extractChannel(pred, channel, dst=x)
+                cv2.extractChannel(gt, channel, dst=y)
+            else:
+                np.copyto(x, pred[:, :, channel])
+                np.copyto(y, gt[:, :, channel])
             total += self.ssim_plane(x, y, data_range)
         return total / pred.shape[2]
 

@@ -23,6 +23,7 @@ from rgb2raw.backends import BackendName, Device, LoadedModel, TorchBackend, ope
 from rgb2raw.cameras import CameraProfile
 from rgb2raw.errors import Rgb2RawError
 from rgb2raw.rgb import to_unit
+from rgb2raw.shading import FrameBox
 from rgb2raw.zoo import CardContract, ModelCard, resolve_model
 
 
@@ -92,12 +93,16 @@ def _frame_runner(model: LoadedModel) -> Callable[[np.ndarray], np.ndarray] | No
 
 
 def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = None,
-            *, on_tiles: Callable[[int], None] | None = None) -> np.ndarray:
+            *, on_tiles: Callable[[int], None] | None = None,
+            box: FrameBox | None = None) -> np.ndarray:
     """The model's packed output for an (H, W, 3) image: float32 (H/2, W/2, 4), v units.
 
     `rgb` is float in [0, 1], or uint8/uint16 as decoded (`rgb2raw.rgb.read_rgb` with
     ``as_float=False``): then each tile is converted on its way to the network, with the same
     arithmetic as a whole-image conversion, so the results are identical.
+
+    A model with lens shading (`CardContract.shading`) gets it by frame position: `box` says
+    where the image sits in its sensor frame; None means the image is the whole frame.
     """
     settings = settings or RunSettings()
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] % 2 or rgb.shape[1] % 2:
@@ -130,9 +135,13 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
                                   workers=model.workers, on_tiles=on_tiles,
                                   prepare=None if image.dtype.kind == "f" else prepare)
 
-    if settings.tta > 1:
-        return tta.predict_tta(rgb, predict_one, settings.tta)
-    return predict_one(rgb)
+    values = (tta.predict_tta(rgb, predict_one, settings.tta) if settings.tta > 1
+              else predict_one(rgb))
+    shading = contract.shading
+    if shading is not None:
+        # After the model, on the whole output: tiles and TTA never see the frame position.
+        values = shading.apply(values, box)
+    return values
 
 
 def quantise(values: np.ndarray, contract: CardContract, *, noisy: bool = False) -> np.ndarray:
@@ -163,9 +172,13 @@ def add_camera_noise(values: np.ndarray, contract: CardContract, camera: CameraP
 
 def infer_image(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = None, *,
                 camera: CameraProfile | None = None, noise: bool = False,
-                iso: float | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
-    """RAW for one (H, W, 3) [0, 1] RGB image: packed (H/2, W/2, 4) uint16 DN in model levels."""
-    values = predict(rgb, model, settings)
+                iso: float | None = None, rng: np.random.Generator | None = None,
+                box: FrameBox | None = None) -> np.ndarray:
+    """RAW for one (H, W, 3) [0, 1] RGB image: packed (H/2, W/2, 4) uint16 DN in model levels.
+
+    `box`: where the image sits in its sensor frame (None: it is the whole frame).
+    """
+    values = predict(rgb, model, settings, box=box)
     if not noise:
         return quantise(values, model.contract)
     if camera is None or rng is None:

@@ -66,7 +66,7 @@ class Bars:
     def echo(self, line: str) -> None:
         """Print a line on stderr, above the bars when they are live."""
         if self._progress is not None:
-            self._progress.console.print(line, markup=False, highlight=False)
+            self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
         else:
             print(line, file=sys.stderr, flush=True)
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rgb2raw.shading import FrameBox
+
 _CROP_STEM = re.compile(r"^(?P<scene>.+)_(?P<index>\d+)$")
 
 
@@ -67,4 +69,22 @@ def split_frame(frame: np.ndarray, grid: tuple[int, int]) -> list[np.ndarray]:
     return [frame[crop_slices(index, grid, crop_hw)] for index in range(rows * cols)]
 
 
-__all__ = ["crop_slices", "frame_shape", "parse_crop_stem", "split_frame", "stitch_crops"]
+def crop_box(stem: str, crop_hw: tuple[int, int], grid: tuple[int, int],
+             expected_hw: tuple[int, int]) -> FrameBox | None:
+    """Where a lone challenge crop sits in its frame, in packed pixels, or None.
+
+    Only a file named like a crop (``{scene}_{k}``) whose size is the camera's crop size
+    (`expected_hw`) is placed; anything else is its own frame.
+    """
+    parsed = parse_crop_stem(stem)
+    if parsed is None or tuple(crop_hw) != tuple(expected_hw):
+        return None
+    index = parsed[1]
+    if not 0 <= index < grid[0] * grid[1]:
+        return None
+    rows, cols = crop_slices(index, grid, crop_hw)
+    height, width = frame_shape(grid, crop_hw)[:2]
+    return FrameBox(rows.start // 2, cols.start // 2, height // 2, width // 2)
+
+
+__all__ = ["crop_box", "crop_slices", "frame_shape", "parse_crop_stem", "split_frame", "stitch_crops"]

@@ -263,3 +263,5 @@ def test_unwritable_or_folder_outputs_fail_first_in_one_line(pairs: tuple[Path, 
     for extra in ([], ["--overwrite"], ["--force"]):
         run = runner.invoke(app, ["score", str(pred), str(gt), "--json", str(folder), *extra])
         assert run.exit_code == 1 and run.output == f"error: {folder}: is a folder; expected a file name\n"
+    run = runner.invoke(app, ["score", str(pred), str(gt), "--csv", "/dev/null", "--overwrite"])
+    assert run.exit_code == 1 and "/dev/null: is not a regular file" in run.output

@@ -171,3 +171,42 @@ def test_a_scene_of_mixed_bit_depths_is_stitched_in_float(
                                .transpose(1, 2, 0) * 1000), 0, 1000)
     for index, piece in enumerate(stitch.split_frame(expected, GRID)):
         np.testing.assert_allclose(np.load(tmp_path / "out" / f"5_{index}.npy"), piece, atol=1)
+
+
+# ---------------------------------------------------------------- lens shading by frame position
+
+SHADING = {"kind": "radial", "coefficients": [[1.0, -0.6, 0.1, 0.0]] * 4}
+
+
+def test_shading_puts_each_crop_at_its_place_in_the_frame(tmp_path: Path, make_model: Callable[..., LoadedModel]) -> None:
+    """A pixel-wise model with lens shading gives the same RAW whether a scene's crops run as
+    one stitched frame or one by one: each lone crop gets its frame position from its name."""
+    frame = np.round(np.random.default_rng(8).random((GRID[0] * CROP, GRID[1] * CROP, 3)) * 255) / 255
+    write_scene(tmp_path / "in", "3", frame)
+    model = make_model(size_multiple=2, black_level=0, white_level=1000, shading=SHADING)
+    stitched = make_model(size_multiple=2, black_level=0, white_level=1000, shading=SHADING,
+                          full_frame=True)
+    infer_paths([tmp_path / "in"], tmp_path / "lone", model, TINY_CAMERA, stitch="off")
+    infer_paths([tmp_path / "in"], tmp_path / "frame", stitched, TINY_CAMERA)
+    for index in (0, 21, 47):
+        lone = np.load(tmp_path / "lone" / f"3_{index}.npy")
+        whole = np.load(tmp_path / "frame" / f"3_{index}.npy")
+        np.testing.assert_array_equal(lone, whole)
+    # The corners are darker than the centre, as the gains say; and a crop's gains are not its
+    # own frame's (negative control: a picture named like no crop is its own frame).
+    corner = np.load(tmp_path / "frame" / "3_0.npy")
+    expected_frame = np.clip(np.rint(bayer.mosaic_rgb(frame.astype(np.float32)) * 1000), 0, 1000)
+    assert (corner <= stitch.split_frame(expected_frame, GRID)[0]).all()
+    assert corner.mean() < stitch.split_frame(expected_frame, GRID)[0].mean()
+    cv2.imwrite(str(tmp_path / "photo.png"), cv2.imread(str(tmp_path / "in" / "3_0.png")))
+    infer_paths([tmp_path / "photo.png"], tmp_path / "photo.npy", model, TINY_CAMERA)
+    assert not np.array_equal(np.load(tmp_path / "photo.npy"), np.load(tmp_path / "lone" / "3_0.npy"))
+
+
+def test_crop_box_places_only_crop_sized_crop_names() -> None:
+    box = stitch.crop_box("7_9", (CROP, CROP), GRID, (CROP, CROP))
+    assert box is not None and (box.top, box.left) == (CROP // 2, CROP // 2)
+    assert (box.frame_height, box.frame_width) == (GRID[0] * CROP // 2, GRID[1] * CROP // 2)
+    assert stitch.crop_box("7_9", (CROP, 2 * CROP), GRID, (CROP, CROP)) is None
+    assert stitch.crop_box("photo", (CROP, CROP), GRID, (CROP, CROP)) is None
+    assert stitch.crop_box("7_48", (CROP, CROP), GRID, (CROP, CROP)) is None

@@ -204,3 +204,48 @@ def test_colorbar_runs_from_dark_at_zero_to_bright_at_the_top() -> None:
     column = bar[:, viz.COLORBAR_GAP + viz.COLORBAR_WIDTH // 2].astype(int).sum(axis=1)
     assert bar.shape == (100, viz.COLORBAR_EXTRA, 3)
     assert column[0] > column[50] > column[-1]
+
+
+def test_batch_goes_on_past_a_bad_file_and_skips_hidden_files(tmp_path: Path) -> None:
+    folder = tmp_path / "raws"
+    make_pair(folder, "a", size=16)
+    np.save(folder / "b_bad.npy", np.zeros((5, 5, 3), dtype=np.uint16))
+    make_pair(folder, "c", size=16, seed=1)
+    np.save(folder / ".rgb2raw-tmp-x1.npy", np.zeros((8, 8, 4), dtype=np.uint16))
+    np.save(folder / ".hidden.npy", np.zeros((8, 8, 4), dtype=np.uint16))
+    out = tmp_path / "out"
+    result = invoke(folder, "-o", out)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: {folder / 'b_bad.npy'}: shape (5, 5, 3) is not RAW: expected packed "
+        "(H, W, 4) or an unpacked (2H, 2W) mosaic"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]  # c after the bad b
+    assert "wrote 2 PNGs" in result.stdout and "1 failed" in result.stdout
+
+
+def test_existing_pngs_are_kept_reported_once_and_skippable(tmp_path: Path) -> None:
+    folder = tmp_path / "raws"
+    for stem in ("a", "b", "c"):
+        make_pair(folder, stem, size=16)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"mine")
+    (out / "b.png").write_bytes(b"mine too")
+    kept = invoke(folder, "-o", out)
+    assert kept.exit_code == 1
+    assert kept.stderr.splitlines() == [f"error: {out}: 2 PNGs already exist, kept (use "
+                                        "--overwrite to replace them, or --skip-existing)"]
+    assert (out / "a.png").read_bytes() == b"mine" and (out / "c.png").is_file()
+    (out / "c.png").unlink()
+    skipped = invoke(folder, "-o", out, "--skip-existing")
+    assert skipped.exit_code == 0, skipped.stderr
+    assert "wrote 1 PNG" in skipped.stdout and "2 skipped" in skipped.stdout
+    assert (out / "b.png").read_bytes() == b"mine too"
+
+
+def test_out_is_a_hidden_alias_of_output(tmp_path: Path) -> None:
+    _, raw_path = make_pair(tmp_path / "in", "one", size=16)
+    assert invoke(raw_path, "--out", tmp_path / "o").exit_code == 0
+    assert (tmp_path / "o" / "one.png").is_file()
+    helped = runner.invoke(app, ["visualize", "--help"], env={"COLUMNS": "200"})
+    assert "--output" in helped.stdout and "--out " not in helped.stdout

@@ -2,9 +2,10 @@
 
 Some phones crop and zoom inside the ISP (every Huawei P20 pair of the challenge is about 1.4 %
 larger than its RAW, and shifted by a few pixels), so a pixel-wise fit must first put the
-picture on the RAW's grid. The transform is found on log green at the packed resolution, where
-the picture's gamma and tone curve become close to an affine change of intensity that the ECC
-criterion (OpenCV's `findTransformECC`) ignores: translation by phase correlation on the
+picture on the RAW's grid. The transform is found on the green planes at the packed resolution, with
+the RAW's green remapped to the picture's histogram (its tone curve undone globally, so only
+geometry is left for the ECC criterion, OpenCV's `findTransformECC`): translation by phase
+correlation on the
 coarsest level of a pyramid, then an affine ECC refinement level by level.
 
 Aligned data (the S7's) is recognised on the way: when the estimate at a level of about 500
@@ -66,16 +67,42 @@ IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 def log_green(rgb01: np.ndarray, raw: np.ndarray, black: float, white: float
               ) -> tuple[np.ndarray, np.ndarray]:
-    """Log green of the RAW (mean of the two greens) and of the picture (2x2 means), both at
-    the packed resolution, float32."""
-    span = max(white - black, 1e-6)
-    raw_green = ((raw[..., 1] + raw[..., 2]) * 0.5 - black) / span
+    """The RAW's green (mean of the two greens) and the picture's (2x2 means) at the packed
+    resolution, on one intensity scale: the RAW's green is mapped through the monotone curve
+    that gives it the picture green's histogram (float32, both).
+
+    That curve is the ISP's global tone response read off the data, so the two planes differ
+    only by the geometry (and noise): ECC's affine intensity model could not follow a tone
+    curve, and on smooth content a small false zoom would absorb the mismatch. (The name
+    keeps the usual "log green" idea: a logarithm would also be a monotone remapping.)
+    """
+    del white  # the histogram match needs no scale
+    raw_green = (raw[..., 1] + raw[..., 2]) * 0.5 - black
     h, w = raw.shape[:2]
     picture_green = cv2.resize(np.ascontiguousarray(rgb01[..., 1]), (w, h),
-                               interpolation=cv2.INTER_AREA)
-    floor = 1.0 / 1024.0
-    return (np.log(np.maximum(raw_green, floor)).astype(np.float32),
-            np.log(np.maximum(picture_green, floor)).astype(np.float32))
+                               interpolation=cv2.INTER_AREA).astype(np.float32)
+    order = np.argsort(raw_green, axis=None, kind="stable")
+    matched = np.empty(raw_green.size, np.float32)
+    matched[order] = np.sort(picture_green, axis=None)
+    return matched.reshape(h, w), picture_green
+
+
+def _correlation(template: np.ndarray, target: np.ndarray, matrix: np.ndarray) -> float:
+    """Correlation coefficient of `template` and `target` resampled by `matrix`, over the
+    template's interior (a tenth of each side dropped, so borders do not count)."""
+    h, w = template.shape
+    moved = cv2.warpAffine(target, matrix.astype(np.float32), (w, h),
+                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REFLECT)
+    inner = (slice(h // 10, h - h // 10), slice(w // 10, w - w // 10))
+    a, b = template[inner].ravel(), moved[inner].ravel()
+    if a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+#: A transform must raise the correlation by more than this over the identity to be used.
+MIN_GAIN = 0.002
 
 
 def _rescale(matrix: np.ndarray, factor: float) -> np.ndarray:
@@ -127,6 +154,12 @@ def estimate(rgb01: np.ndarray, raw: np.ndarray, black: float, white: float) -> 
         if deciding and _max_displacement(warp_full, full_shape) < ALIGNED_PX:
             return Alignment(IDENTITY.copy(), True, float(correlation), converged)
     aligned = _max_displacement(warp_full, full_shape) < ALIGNED_PX
+    if not aligned:
+        # ECC can settle on a small false warp (noise, flat content): keep the identity
+        # unless the warp clearly correlates better at the finest level.
+        gain = (_correlation(template, target, warp_full)
+                - _correlation(template, target, IDENTITY))
+        aligned = gain <= MIN_GAIN
     return Alignment(IDENTITY.copy() if aligned else warp_full, aligned, float(correlation),
                      converged)
 

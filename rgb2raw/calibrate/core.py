@@ -2,13 +2,13 @@
 
 `fit_arrays(pictures, raws, masks=...)` fits an `InverseParams` to pairs already on one grid
 (aligned); `detect_white` reads the white level off the data; `fit_shading` measures lens
-shading on whole frames against a fitted model. `rgb2raw.calibrate.run` wires them to folders.
+shading on whole frames against a fitted model (as `rgb2raw.shading.RadialShading`). `rgb2raw.calibrate.run` wires them to folders.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -17,6 +17,8 @@ from rgb2raw.calibrate.fit import FitOptions, InverseFit, Progress, fit_samples
 from rgb2raw.calibrate.samples import Samples, concat, near_clipped, site_samples
 from rgb2raw.errors import Rgb2RawError
 from rgb2raw.inverse import InverseParams
+from rgb2raw.shading import ORDER as SHADING_ORDER
+from rgb2raw.shading import RadialShading
 
 #: Observations kept for the fit, over all pairs: enough for 128-knot tables (thousands per
 #: knot), few enough for seconds per round on a laptop.
@@ -25,15 +27,45 @@ DEFAULT_BUDGET = 1_200_000
 SATURATION_SHARE = 1e-4
 
 
-def detect_white(raws: Sequence[np.ndarray], default: float) -> float:
-    """The RAW's white level: its top value when enough values pile up there (clipped
-    highlights), else `default` (or the top value, if the data goes above `default`)."""
-    top = max(float(np.max(raw)) for raw in raws)
-    total = sum(raw.size for raw in raws)
-    at_top = sum(int(np.count_nonzero(raw >= top - 0.5)) for raw in raws)
-    if at_top >= SATURATION_SHARE * total and top > 0.5 * default:
+@dataclass(frozen=True)
+class TopStats:
+    """What the white level is read from: the top RAW value, how many values sit on it, how
+    many sit on the `TOP_WINDOW` levels just below it, and how many values there are."""
+
+    top: float
+    at_top: int
+    below: int
+    total: int
+
+    @classmethod
+    def of(cls, raw: np.ndarray) -> TopStats:
+        top = float(np.max(raw))
+        at_top = int(np.count_nonzero(raw >= top - 0.5))
+        below = int(np.count_nonzero(raw >= top - TOP_WINDOW - 0.5)) - at_top
+        return cls(top, at_top, below, int(raw.size))
+
+
+#: Levels below the top that a saturation pile-up must dwarf.
+TOP_WINDOW = 10
+
+
+def white_level(stats: Sequence[TopStats], default: float) -> float:
+    """The RAW's white level: the top value when values pile up there (clipped highlights: at
+    least `SATURATION_SHARE` of all values and 16, and ten times as many as on an average
+    level just below), else `default` (or the top value, if the data goes above it)."""
+    top = max(s.top for s in stats)
+    at_top = sum(s.at_top for s in stats if s.top >= top - 0.5)
+    below = sum(s.below for s in stats if s.top >= top - 0.5)
+    total = sum(s.total for s in stats)
+    piled = at_top >= max(16, SATURATION_SHARE * total) and at_top > 10 * below / TOP_WINDOW
+    if piled and top > 0.5 * default:
         return top
     return max(default, top)
+
+
+def detect_white(raws: Sequence[np.ndarray], default: float) -> float:
+    """`white_level` of RAW arrays."""
+    return white_level([TopStats.of(raw) for raw in raws], default)
 
 
 def collect(pictures: Sequence[np.ndarray], raws: Sequence[np.ndarray],
@@ -74,103 +106,95 @@ def fit_arrays(pictures: Sequence[np.ndarray], raws: Sequence[np.ndarray],
 
 
 @dataclass(frozen=True)
-class Shading:
-    """Lens shading relative to a fitted model: RAW / prediction = 1 + a1 r^2 + a2 r^4 per
-    camera channel (R, G, B), r the distance from the frame's centre over its half-diagonal
-    (1 at the corners). `corner` is the gain at r = 1; `frames` how many frames it saw."""
+class ShadingFit:
+    """Lens shading relative to a fitted model, as `rgb2raw.shading.RadialShading` (gain 1 at
+    the centre), with what it was measured on: the RMS of RAW / prediction - 1 over the
+    frames' blocks before and after applying it."""
 
-    coefficients: np.ndarray  # (3, 2): a1, a2 per channel
+    shading: RadialShading
     frames: int
-    rms_before: float  # of RAW / prediction - 1 over the frames' blocks, before and after
+    rms_before: float
     rms_after: float
 
     @property
     def corner(self) -> np.ndarray:
-        return 1.0 + self.coefficients.sum(axis=1)
-
-    def gain_map(self, shape: tuple[int, int]) -> np.ndarray:
-        """(h, w, 4) packed gain map for a frame of `shape` (h, w)."""
-        r2 = _radius2(shape)
-        per_channel = 1.0 + self.coefficients[:, 0] * r2[..., None] + \
-            self.coefficients[:, 1] * (r2 * r2)[..., None]
-        return per_channel[..., [0, 1, 1, 2]].astype(np.float32)
+        """Gain at the corners (r = 1) per packed channel R, Gr, Gb, B."""
+        return self.shading.gain(np.ones(1))[0]
 
     def to_dict(self) -> dict[str, object]:
-        return {"model": "1 + a1 r^2 + a2 r^4 per channel (R, G, B); r = 1 at the corners",
-                "a1_a2": np.round(self.coefficients, 5).tolist(),
-                "corner_gain": np.round(self.corner, 4).tolist(), "frames": self.frames,
-                "ratio_rms_before": round(self.rms_before, 5),
+        return {**self.shading.to_dict(), "corner_gain": np.round(self.corner, 4).tolist(),
+                "frames": self.frames, "ratio_rms_before": round(self.rms_before, 5),
                 "ratio_rms_after": round(self.rms_after, 5)}
-
-
-def _radius2(shape: tuple[int, int]) -> np.ndarray:
-    h, w = shape
-    y = (np.arange(h) + 0.5 - h / 2) / (h / 2)
-    x = (np.arange(w) + 0.5 - w / 2) / (w / 2)
-    # Normalised so the corners are at r = 1: (x*w/2)^2 + (y*h/2)^2 over the half-diagonal^2.
-    diag2 = (w / 2) ** 2 + (h / 2) ** 2
-    return ((x[None, :] * w / 2) ** 2 + (y[:, None] * h / 2) ** 2) / diag2
 
 
 #: Shading is measured on blocks of this many packed pixels a side.
 SHADING_BLOCK = 16
 
 
+def _block_mean(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(np.ascontiguousarray(values, dtype=np.float32), size,
+                      interpolation=cv2.INTER_AREA)
+
+
 def fit_shading(pictures: Sequence[np.ndarray], raws: Sequence[np.ndarray],
                 masks: Sequence[np.ndarray | None], params: InverseParams,
-                gains: Sequence[np.ndarray]) -> Shading | None:
-    """Lens shading from whole frames: the smooth radial gain that takes `params`' prediction
-    (with each frame's own `gains`) to the RAW, by least squares on block means of unclipped
-    pixels. None without frames."""
-    if not pictures:
-        return None
-    rows_y: list[np.ndarray] = []
-    rows_p: list[np.ndarray] = []
-    rows_r: list[np.ndarray] = []
-    rows_c: list[np.ndarray] = []
+                gains: Sequence[np.ndarray]) -> ShadingFit | None:
+    """Lens shading from whole frames: the radial gain (`RadialShading`, 1 at the centre) that
+    takes `params`' prediction, with each frame's own `gains`, to the RAW above black; least
+    squares on block means of unclipped pixels. None without usable frames."""
+    ys: list[np.ndarray] = []
+    ps: list[np.ndarray] = []
+    radii: list[np.ndarray] = []
+    channels: list[np.ndarray] = []
     span = params.white_level - params.black_level
     for picture, raw, mask, gain in zip(pictures, raws, masks, gains, strict=True):
-        frame_params = InverseParams(
-            tables=params.tables, matrix=params.matrix, gains=np.asarray(gain, np.float32),
-            highlight_gains=np.maximum(params.highlight_gains, gain).astype(np.float32),
-            knee=params.knee, black_level=params.black_level, white_level=params.white_level)
+        frame_gain = np.asarray(gain, np.float32)
+        frame_params = replace(params, gains=frame_gain,
+                               highlight_gains=np.maximum(params.highlight_gains, frame_gain))
         pred = frame_params.apply(picture) * np.float32(span)
         measured = raw.astype(np.float32) - np.float32(params.black_level)
         h, w = raw.shape[:2]
-        good = np.ones((h, w), bool) if mask is None else mask.copy()
-        near = near_clipped(picture).reshape(h, 2, w, 2).any(axis=(1, 3))
-        good &= ~near & (raw.max(axis=2) < params.white_level - 0.02 * span)
         bh, bw = h // SHADING_BLOCK, w // SHADING_BLOCK
         if bh < 2 or bw < 2:
             continue
+        good = np.ones((h, w), bool) if mask is None else np.asarray(mask, bool).copy()
+        good &= ~near_clipped(picture).reshape(h, 2, w, 2).any(axis=(1, 3))
+        good &= raw.max(axis=2) < params.white_level - 0.02 * span
         cut = (slice(0, bh * SHADING_BLOCK), slice(0, bw * SHADING_BLOCK))
-        weight = cv2.resize(good[cut].astype(np.float32), (bw, bh), interpolation=cv2.INTER_AREA)
-        r2 = cv2.resize(_radius2((h, w))[cut].astype(np.float32), (bw, bh),
-                        interpolation=cv2.INTER_AREA)
-        for plane, channel in ((0, 0), (1, 1), (2, 1), (3, 2)):
-            y = cv2.resize((measured[..., plane] * good)[cut], (bw, bh), interpolation=cv2.INTER_AREA)
-            p = cv2.resize((pred[..., plane] * good)[cut], (bw, bh), interpolation=cv2.INTER_AREA)
+        weight = _block_mean(good[cut], (bw, bh))
+        # Radius of each block centre, as RadialShading measures it for the whole frame.
+        radius = np.sqrt(np.maximum(_block_mean(
+            RadialShading.from_rgb([[0, 1, 0, 0]] * 3).gain_map((h, w))[..., 0][cut], (bw, bh)), 0))
+        for plane, camera_channel in ((0, 0), (1, 1), (2, 1), (3, 2)):
+            y = _block_mean((measured[..., plane] * good)[cut], (bw, bh))
+            p = _block_mean((pred[..., plane] * good)[cut], (bw, bh))
             ok = (weight > 0.5) & (p > 0.02 * span * weight)
-            rows_y.append(y[ok] / weight[ok])
-            rows_p.append(p[ok] / weight[ok])
-            rows_r.append(r2[ok])
-            rows_c.append(np.full(int(ok.sum()), channel))
-    if not rows_y:
+            ys.append(y[ok] / weight[ok])
+            ps.append(p[ok] / weight[ok])
+            radii.append(radius[ok])
+            channels.append(np.full(int(ok.sum()), camera_channel))
+    if not ys:
         return None
-    y, p, r2, channel = (np.concatenate(v) for v in (rows_y, rows_p, rows_r, rows_c))
-    coefficients = np.zeros((3, 2))
+    y, p, radius = (np.concatenate(v) for v in (ys, ps, radii))
+    channel = np.concatenate(channels)
+    rows = np.zeros((3, SHADING_ORDER))
+    rows[:, 0] = 1.0
     for c in range(3):
         pick = channel == c
         if pick.sum() < 8:
             continue
-        # y = (1 + a1 r^2 + a2 r^4) p, weighted by p^2 (signal, not ratio, residuals).
-        design = np.stack([p[pick] * r2[pick], p[pick] * r2[pick] ** 2], axis=1)
+        r2 = radius[pick] ** 2
+        # y = (1 + c1 r^2 + c2 r^4 + c3 r^6) p, least squares on the signal (not the ratio).
+        design = np.stack([p[pick] * r2 ** k for k in range(1, SHADING_ORDER)], axis=1)
         solution, *_ = np.linalg.lstsq(design, y[pick] - p[pick], rcond=None)
-        coefficients[c] = solution
+        rows[c, 1:] = solution
+    shading = RadialShading.from_rgb(rows)
     ratio = y / np.maximum(p, 1e-9)
-    model = 1.0 + coefficients[channel, 0] * r2 + coefficients[channel, 1] * r2 * r2
-    return Shading(coefficients, len(pictures), float(np.sqrt(np.mean((ratio - 1) ** 2))),
-                   float(np.sqrt(np.mean((ratio / model - 1) ** 2))))
+    plane_of = np.array([0, 1, 3])  # a packed plane of each camera channel
+    fitted = shading.gain(radius)[np.arange(radius.size), plane_of[channel]]
+    return ShadingFit(shading, len(pictures), float(np.sqrt(np.mean((ratio - 1) ** 2))),
+                      float(np.sqrt(np.mean((ratio / fitted - 1) ** 2))))
 
 
-__all__ = ["DEFAULT_BUDGET", "Shading", "collect", "detect_white", "fit_arrays", "fit_shading"]
+__all__ = ["DEFAULT_BUDGET", "ShadingFit", "TopStats", "collect", "detect_white", "fit_arrays",
+           "fit_shading", "white_level"]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from rgb2raw.calibrate.samples import Samples, usable
+from rgb2raw.calibrate.samples import RGB_BLACK, Samples, usable
 from rgb2raw.errors import Rgb2RawError
 from rgb2raw.inverse import DEFAULT_KNEE, TABLE_LEVELS, InverseParams, table_from_curve
 
@@ -233,9 +233,10 @@ def _second_difference(knots: int) -> np.ndarray:
 
 
 def _typical(values: np.ndarray, weight: np.ndarray) -> float:
-    """A robust weighted centre: the weighted mean of the values within 3 median absolute
-    deviations (at least 0.05) of the weighted median. With two values it is their weighted
-    mean (a median would pick one); with many, outliers (a crop of sky) do not move it."""
+    """A robust weighted centre: the weighted mean of the values within 5 standard deviations
+    (estimated from the median absolute deviation; at least 0.25, a third of a stop in log
+    gain) of the weighted median. With two values it is their mean (a median would pick one);
+    gross outliers (a crop of sky, a failed pair) do not move it."""
     ok = np.isfinite(values) & (weight > 0)
     if not ok.any():
         return float("nan")
@@ -243,7 +244,7 @@ def _typical(values: np.ndarray, weight: np.ndarray) -> float:
     order = np.argsort(v)
     cumulative = np.cumsum(w[order])
     median = v[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])]
-    spread = max(3.0 * float(np.median(np.abs(v - median))), 0.05)
+    spread = max(5.0 * 1.4826 * float(np.median(np.abs(v - median))), 0.25)
     near = np.abs(v - median) <= spread
     return float(np.sum(w[near] * v[near]) / np.sum(w[near]))
 
@@ -258,6 +259,19 @@ def typical_gains(unit_gains: np.ndarray, unit_weight: np.ndarray) -> np.ndarray
     red = _typical(log[:, 1] - log[:, 0], unit_weight)
     blue = _typical(log[:, 1] - log[:, 2], unit_weight)
     return np.exp(np.array([exposure - red, exposure, exposure - blue]))
+
+
+#: Black picture pixels needed to bound the black level from above.
+MIN_BLACK_PIXELS = 500
+
+
+def _black_cap(samples: Samples) -> float | None:
+    """The median RAW under all-black picture pixels (an upper bound of the black level: those
+    sites received at most a little light), or None when too few are black."""
+    black = samples.rgb.max(axis=1) <= RGB_BLACK
+    if int(black.sum()) < MIN_BLACK_PIXELS:
+        return None
+    return float(np.median(samples.raw[black]))
 
 
 def fit_samples(samples: Samples, units: int, *, base: InverseParams,
@@ -277,6 +291,7 @@ def fit_samples(samples: Samples, units: int, *, base: InverseParams,
         raise Rgb2RawError(None, f"only {int(keep.sum())} usable RAW/picture observations "
                                  f"(need {MIN_OBSERVATIONS}): the pairs are saturated, black "
                                  "or too small")
+    black_cap = _black_cap(samples)
     data = samples.subset(keep)
     lower, frac = _knot_features(data.rgb, knots)
     channel = data.channel.astype(np.int64)
@@ -348,6 +363,10 @@ def fit_samples(samples: Samples, units: int, *, base: InverseParams,
             joint[size, size] = cross[-2] + 1e-12
             solution = _nonneg_qp(joint, np.append(r, cross[-1]), np.append(delta, level))
             delta, level = solution[:size], float(solution[size])
+            if black_cap is not None and level > black_cap:
+                # The data cannot tell the black level from an offset of the tables (few
+                # exposures); it is at most what black picture pixels read.
+                level, fit_black, start_black = black_cap, False, black_cap
         tables = _increments_to_tables(delta, knots)
         ends = np.maximum(tables[:, -1], 1e-12)
         tables /= ends[:, None]

@@ -28,10 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from rgb2raw import download
 from rgb2raw._atomic import TEMP_PREFIX, atomic_write
 from rgb2raw.calibrate import align, data, report
-from rgb2raw.calibrate.core import DEFAULT_BUDGET, SATURATION_SHARE, Shading, fit_shading
+from rgb2raw.calibrate.core import DEFAULT_BUDGET, ShadingFit, TopStats, fit_shading, white_level
 from rgb2raw.calibrate.fit import FitOptions, InverseFit, fit_samples
 from rgb2raw.calibrate.samples import Samples, concat, site_samples
 from rgb2raw.cameras import get_camera
@@ -60,9 +59,7 @@ class _UnitData:
     scene: str
     samples: Samples
     alignment: align.Alignment
-    top: float
-    at_top: int
-    size: int
+    top: TopStats
     black: float | None
     white: float | None
     crops: list[str]
@@ -103,12 +100,7 @@ def _white(units: Sequence[_UnitData], default: float) -> float:
     known = [u.white for u in units if u.white is not None]
     if known:
         return float(np.median(known))
-    top = max(u.top for u in units)
-    at_top = sum(u.at_top for u in units if u.top >= top - 0.5)
-    total = sum(u.size for u in units)
-    if at_top >= SATURATION_SHARE * total and top > 0.5 * default:
-        return top
-    return max(default, top)
+    return white_level([u.top for u in units], default)
 
 
 def _black(units: Sequence[_UnitData]) -> float | None:
@@ -118,40 +110,28 @@ def _black(units: Sequence[_UnitData]) -> float | None:
 
 def write_card(out: Path, params: InverseParams, *, camera_name: str, base: str,
                reported: dict[str, Any] | None, pairs: int) -> Path:
-    """The run's model card (the JSON form `rgb2raw.zoo.load_card` reads), written atomically.
+    """The run's model card, through the one card writer (`rgb2raw.zoo.cards.write_card`).
 
-    Kept in one function so that it can move to the shared card writer in one edit.
+    A pixel-wise graph: context 0 and tiles (not the whole frame), like the bundled
+    parametric models; the output levels are the fitted ones.
     """
-    onnx_path = out / ONNX_NAME
-    git_blob_sha1, sha256 = download.file_digests(onnx_path)
-    card = {
-        "name": Path(CARD_NAME).stem,
-        "camera": base,
-        "arch": "parametric",
-        "description": (f"pixel-wise inverse ISP of camera {camera_name!r} fitted by `rgb2raw "
-                        f"calibrate` on {pairs} RAW + picture pairs (base profile {base}): "
-                        "per-channel tone tables, colour matrix, typical exposure and white "
-                        "balance, highlight gains, fitted levels"),
-        "files": [{"filename": ONNX_NAME, "format": "onnx", "urls": [],
-                   "git_blob_sha1": git_blob_sha1, "sha256": sha256,
-                   "size": onnx_path.stat().st_size, "bundled": True}],
-        "rgb_range": 1.0,
-        "size_multiple": 2,
-        "input_size": None,
-        "full_frame": False,
-        "context": 0,
-        "bytes_per_pixel": BYTES_PER_PIXEL,
-        "black_level": params.black_level,
-        "white_level": params.white_level,
-        "source": "local calibration run (rgb2raw calibrate)",
-        "license": "",
-        "reported": reported,
-        "card": None,
-    }
-    path = out / CARD_NAME
-    with atomic_write(path) as handle:
-        handle.write((json.dumps(card, indent=2) + "\n").encode("utf-8"))
-    return path
+    from rgb2raw.zoo.cards import ModelCard, Reported, file_entry
+    from rgb2raw.zoo.cards import write_card as write_model_card
+
+    card = ModelCard(
+        name=Path(CARD_NAME).stem, camera=base, arch="parametric",
+        description=(f"pixel-wise inverse ISP of camera {camera_name!r} fitted by `rgb2raw "
+                     f"calibrate` on {pairs} RAW + picture pairs (base profile {base}): "
+                     "per-channel tone tables, colour matrix, typical exposure and white "
+                     "balance, highlight gains, fitted levels"),
+        files=(file_entry(out / ONNX_NAME, "onnx"),),
+        size_multiple=2, full_frame=False, context=0, bytes_per_pixel=BYTES_PER_PIXEL,
+        black_level=params.black_level, white_level=params.white_level,
+        source="local calibration run (rgb2raw calibrate)",
+        reported=None if reported is None else Reported(str(reported["set"]),
+                                                        float(reported["psnr"]),
+                                                        float(reported["ssim"])))
+    return write_model_card(out / CARD_NAME, card)
 
 
 def _read_units(plan: Sequence[Sequence[data.PairFiles]], grid: tuple[int, int],
@@ -165,17 +145,18 @@ def _read_units(plan: Sequence[Sequence[data.PairFiles]], grid: tuple[int, int],
         if progress is not None:
             progress("reading and aligning", index, len(plan))
         unit = data.read_unit(members, grid if len(members) > 1 else None)
-        black = unit.black if unit.black is not None else base.black_level
+        # Alignment works on log green above black; before the fit, the darkest RAW values
+        # stand in for an unknown black level (log is not invariant to an offset).
+        black = unit.black if unit.black is not None else float(
+            np.percentile(unit.raw[..., 1:3], 0.1))
         white = unit.white if unit.white is not None else max(base.white_level,
                                                               float(unit.raw.max()))
         alignment = align.estimate(unit.rgb, unit.raw, black, white)
         picture, mask = align.warp_picture(unit.rgb, alignment)
-        top = float(unit.raw.max())
         record = _UnitData(
             scene=unit.scene,
             samples=site_samples(picture, unit.raw, index, mask=mask, limit=share, rng=rng),
-            alignment=alignment, top=top, at_top=int(np.count_nonzero(unit.raw >= top - 0.5)),
-            size=unit.raw.size, black=unit.black, white=unit.white,
+            alignment=alignment, top=TopStats.of(unit.raw), black=unit.black, white=unit.white,
             crops=[name for name, _ in unit.crops])
         if unit.scene in score_scenes and scored < MAX_SCORED_PAIRS:
             for name, (rows, cols) in unit.crops:
@@ -330,7 +311,7 @@ def _umask() -> int:
 
 
 def _summary_lines(params: InverseParams, fit_report: dict[str, Any], before: dict[str, Any],
-                   after: dict[str, Any], score_set: str, shading: Shading | None) -> list[str]:
+                   after: dict[str, Any], score_set: str, shading: ShadingFit | None) -> list[str]:
     def score(s: dict[str, Any]) -> str:
         ssim = "" if s["ssim"] is None else f"  SSIM {s['ssim']:.4f}"
         return "n/a" if s["psnr"] is None else f"PSNR {s['psnr']:.2f} dB{ssim}"
@@ -356,7 +337,7 @@ def _summary_lines(params: InverseParams, fit_report: dict[str, Any], before: di
                  (f"; others scaled {min(u['alignment']['scale'] for u in moved):.4f}-"
                   f"{max(u['alignment']['scale'] for u in moved):.4f}" if moved else ""))
     if shading is not None:
-        corner = ", ".join(f"{c:.3f}" for c in shading.corner)
+        corner = ", ".join(f"{c:.3f}" for c in shading.corner[[0, 1, 3]])
         lines.append(f"  lens shading (not applied by the pixel-wise graph): corner gain R, G, "
                      f"B {corner} over {shading.frames} frames; RAW/prediction RMS "
                      f"{shading.rms_before:.4f} -> {shading.rms_after:.4f}")

@@ -63,12 +63,48 @@ def _skip_coercion(command: Any, ctx: Any) -> None:
         pass
 
 
+_TYPE_WORDS = {"int": "INTEGER", "float": "NUMBER", "str": "TEXT", "Path": "PATH"}
+
+
+def _value_word(param: Any) -> str | None:
+    """A word for an option's value (``PATH``, ``INTEGER``), or None for a choice (typer then
+    lists the choices, which is better)."""
+    descriptor = param.type_descriptor
+    if descriptor.is_choice:
+        return None
+    annotation = descriptor.annotation
+    if getattr(annotation, "__origin__", None) is list:
+        annotation = annotation.__args__[0]
+    name = getattr(annotation, "__name__", str(annotation))
+    return _TYPE_WORDS.get(name, name.upper())
+
+
+def _plain_help(command: Any, ctx: Any) -> None:
+    """Show no Python type in --help: no ``<bool>`` after a flag (typer's own --help and
+    completion flags included), words instead of ``<path>`` or ``<int>`` where a command did
+    not name its value, and nothing after an argument (its name says it)."""
+    try:
+        from typer.core import TyperArgument, TyperOption
+
+        for param in [*command.get_params(ctx), command.get_help_option(ctx)]:
+            if isinstance(param, TyperOption) and param.metavar is None:
+                param.metavar = "" if param.is_flag else _value_word(param)
+            elif isinstance(param, TyperArgument):
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+    except (ImportError, AttributeError):  # pragma: no cover - another typer: its own style
+        pass
+
+
 class FastFlags(TyperGroup):
     """A command group that skips needless value coercion (see `_skip_coercion`)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         _skip_coercion(self, ctx)
         return list(super().parse_args(ctx, args))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _plain_help(self, ctx)
+        super().format_help(ctx, formatter)
 
 
 class FastCommand(TyperCommand):
@@ -78,6 +114,10 @@ class FastCommand(TyperCommand):
         if ctx.resilient_parsing:
             _skip_coercion(self, ctx)
         return list(super().parse_args(ctx, args))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _plain_help(self, ctx)
+        super().format_help(ctx, formatter)
 
 
 def use_fast_commands(typer_app: typer.Typer) -> None:
@@ -111,7 +151,9 @@ class _OneLineErrors(FastFlags):
         try:
             code = run()
         except typer.TyperException as exc:  # click's usage errors derive from it
-            typer.echo(f"error: {exc.format_message()}{_help_hint(exc)}", err=True)
+            # typer passes pydantic's "Value error, " prefix through; it says nothing here.
+            message = exc.format_message().replace("Value error, ", "")
+            typer.echo(f"error: {message}{_help_hint(exc)}", err=True)
             sys.exit(exc.exit_code)
         except typer.Abort:
             typer.echo("aborted", err=True)

@@ -117,9 +117,19 @@ def camera_option(help_text: str, *, short: bool = True) -> Any:
     return typer.Option(*names, case_sensitive=False, help=help_text)
 
 
-def output_option(help_text: str, metavar: str = "PATH") -> Any:
-    """`-o/--output`, required."""
-    return typer.Option("--output", "-o", metavar=metavar, help=help_text, show_default=False)
+def output_path(text: str) -> Path:
+    """Parse an output path, refusing ``''`` (which `Path` would turn into ``.``) and ``-``."""
+    if text.strip() == "":
+        raise typer.BadParameter("an empty path is not an output")
+    if text == "-":
+        raise typer.BadParameter("'-' (standard output) cannot hold these files; give a path")
+    return Path(text)
+
+
+def output_option(help_text: str, metavar: str = "PATH", *, hidden: bool = False) -> Any:
+    """`-o/--output` (the path parsed by `output_path`)."""
+    return typer.Option("--output", "-o", metavar=metavar, help=help_text, show_default=False,
+                        parser=output_path, hidden=hidden)
 
 
 Overwrite = Annotated[bool, typer.Option(
@@ -269,6 +279,7 @@ __all__ = [
     "flag_for",
     "is_quiet",
     "output_option",
+    "output_path",
     "overwrite_flags",
     "set_verbosity",
     "usage_error",

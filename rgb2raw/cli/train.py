@@ -102,15 +102,16 @@ def _checked_config(config: TrainConfig) -> None:
 @app.command(rich_help_panel="Reconstruct RAW")
 @reports_errors
 def train(
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", metavar="FOLDER", help="Run folder: checkpoints, log.csv, "
-        "curves.png, model.onnx + model.json.", show_default=False)] = None,
+    output: Annotated[Path | None, common.output_option(
+        "Run folder: checkpoints, log.csv, curves.png, model.onnx + model.json.",
+        "FOLDER")] = None,
     data: Annotated[Path | None, typer.Argument(
         metavar="[DATA]", help="Challenge-layout folder (DATA/train/{scene}_{k}.jpg + .npy). "
         "Omit with --synthetic, or with --resume to use the run's own.",
         show_default=False)] = None,
     out_alias: Annotated[Path | None, typer.Option(
-        "--out", hidden=True, help="Old spelling of --output.")] = None,
+        "--out", hidden=True, parser=common.output_path, help="Old spelling of --output.")
+    ] = None,
     camera: Annotated[CameraName, common.camera_option("Camera profile.")] = "s7",
     arch: Annotated[TrainArch, typer.Option(
         "--arch", case_sensitive=False, help="Network.")] = "tiny",

@@ -73,11 +73,11 @@ def visualize(
     raw: Annotated[list[str], typer.Argument(
         metavar="RAW", help="RAW .npy files, folders of them, or glob patterns.",
         show_default=False)],
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", metavar="FOLDER", help="Folder for the PNGs ({stem}.png).",
-        show_default=False)] = None,
+    output: Annotated[Path | None, common.output_option(
+        "Folder for the PNGs ({stem}.png).", "FOLDER")] = None,
     out_alias: Annotated[Path | None, typer.Option(
-        "--out", hidden=True, help="Old spelling of --output.")] = None,
+        "--out", hidden=True, parser=common.output_path, help="Old spelling of --output.")
+    ] = None,
     camera: Annotated[CameraName, common.camera_option("Camera profile.")] = "generic",
     rgb: Annotated[Path | None, typer.Option(
         "--rgb", metavar="PATH", help="Input image to show beside the RAW (a folder: "

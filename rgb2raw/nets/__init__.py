@@ -117,6 +117,8 @@ REGISTRY: dict[str, Architecture] = {
         contract=Contract(size_multiple=16, full_frame=True, context=None, bytes_per_pixel=None,
                           levels="camera", clip_low="zero", rounding="nearest", input="frame"),
         trainable=True,
+        # Whole frames in full-width strips, equal to one pass (rgb2raw.nets.twopass).
+        frame_runner="rgb2raw.nets.twopass:run_full_frame",
     ),
     "tiny": Architecture(
         name="tiny",
