@@ -1,9 +1,9 @@
 """Training reverse-ISP networks: datasets, the camera simulation, the loop, DDP and export.
 
 Importing this package does not import torch. The modules that need it (`losses`, `loop`,
-`datasets`, `optimiser`, `evaluation`, `distributed`, `publish`) import it at their top and are themselves
-imported only by `rgb2raw train` and the benchmarks, so `rgb2raw --help` never pays for torch;
-`check_requirements` says which extra to install before any of them is imported.
+`datasets`, `optimiser`, `evaluation`, `distributed`, `publish`) import it at their top and
+are themselves imported only by `rgb2raw train` and the benchmarks, so `rgb2raw --help` never
+pays for torch; `check_requirements` says which extra to install before any of them loads.
 
 Modules:
 - `augment`: even-offset crops and Bayer-correct flips/rotations of (RGB, packed RAW) pairs;
