@@ -34,7 +34,7 @@ from rgb2raw.calibrate.core import DEFAULT_BUDGET, ShadingFit, TopStats, fit_sha
 from rgb2raw.calibrate.fit import FitOptions, InverseFit, fit_samples
 from rgb2raw.calibrate.samples import Samples, concat, site_samples
 from rgb2raw.cameras import get_camera
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.errors import OutputExists, Rgb2RawError
 from rgb2raw.inverse import InverseParams
 
 ONNX_NAME = "model.onnx"
@@ -190,7 +190,7 @@ def calibrate(source: str | os.PathLike[str], out: str | os.PathLike[str], *,
     """
     target = Path(out)
     if target.exists() and not overwrite:
-        raise Rgb2RawError(target, "already exists (not replaced without overwrite)")
+        raise OutputExists(target)
     if target.exists() and not target.is_dir():
         raise Rgb2RawError(target, "exists and is not a folder")
     profile = get_camera(base)
@@ -292,7 +292,7 @@ def _write_run(target: Path, params: InverseParams, fit_report: dict[str, Any], 
         os.chmod(staging, 0o777 & ~_umask())
         if target.exists():
             if not overwrite:
-                raise Rgb2RawError(target, "already exists (not replaced without overwrite)")
+                raise OutputExists(target)
             old = target.parent / f"{TEMP_PREFIX}old-{target.name}"
             os.replace(target, old)
             os.replace(staging, target)
