@@ -32,15 +32,14 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from rgb2raw.discovery import is_junk_name
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.discovery import is_junk_name, list_files
+from rgb2raw.errors import InvalidParameter, Rgb2RawError
 from rgb2raw.metrics import PSNR_IDENTICAL, SSIM_CROP, SsimWorkspace, psnr
 from rgb2raw.raw import CHALLENGE_WHITE_LEVEL, ReusableBuffer, check_raw_values, load_npy, read_npy
 
 ProgressCallback = Callable[[int, int], None]
 # Names list in error messages stop after this many, with "and N more".
 _MAX_LISTED = 8
-# Entries a zip tool or an OS adds by itself; never predictions.
 
 
 @dataclass(frozen=True)
@@ -138,13 +137,10 @@ class NpySource:
 
 def _folder_entries(location: Path) -> dict[str, str]:
     try:
-        with os.scandir(location) as listing:
-            names = sorted(entry.name for entry in listing
-                           if entry.name.lower().endswith(".npy") and entry.is_file()
-                           and not is_junk_name(entry.name))
+        files = list_files(location, suffixes=(".npy",))
     except OSError as exc:
         raise Rgb2RawError(location, f"cannot be listed ({exc.strerror or exc})") from None
-    return {name[:-4]: os.path.join(location, name) for name in names}
+    return {path.stem: str(path) for path in files}
 
 
 def open_source(path: str | os.PathLike[str], *, allow_multiple_folders: bool = False) -> NpySource:
@@ -179,8 +175,8 @@ def open_source(path: str | os.PathLike[str], *, allow_multiple_folders: bool = 
         archive.close()
         shown = _listing([f"{f}/" if f != "." else "(top level)" for f in folders])
         raise Rgb2RawError(location, f"holds .npy files in {len(folders)} folders ({shown}); "
-                                     "the official scorer reads one (score each folder on its "
-                                     "own, or allow several folders)")
+                                     "the official scorer reads one",
+                           param="allow_multiple_folders", hint="{param} scores them as one set")
     return NpySource(location, entries, archive)
 
 
@@ -286,7 +282,7 @@ def score(pred: str | os.PathLike[str], gt: str | os.PathLike[str], *,
     named. `on_progress(done, total)` is called after each image.
     """
     if not (white_level > 0 and white_level < float("inf")):
-        raise Rgb2RawError(None, f"white level must be a positive number, got {white_level}")
+        raise InvalidParameter("white_level", f"must be a positive number, got {white_level}")
     pred_source = open_source(pred, allow_multiple_folders=allow_multiple_folders)
     try:
         gt_source = open_source(gt, allow_multiple_folders=allow_multiple_folders)
@@ -310,8 +306,8 @@ def _score_sources(pred: NpySource, gt: NpySource, white_level: float, allow_mis
             problems.append(f"{len(missing)} missing ({_listing(missing)})")
         if extra:
             problems.append(f"{len(extra)} extra ({_listing(extra)})")
-        raise Rgb2RawError(pred.location, "; ".join(problems)
-                           + f" compared with {gt.location} (--allow-missing scores the rest)")
+        raise Rgb2RawError(pred.location, "; ".join(problems) + f" compared with {gt.location}",
+                           param="allow_missing", hint="{param} scores the rest")
     if not paired:
         raise Rgb2RawError(pred.location, f"no prediction matches a file in {gt.location}")
     scorer = _Scorer(pred, gt, white_level)

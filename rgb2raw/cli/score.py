@@ -2,7 +2,7 @@
 
 stdout: the worst images (10 unless --top/--all say otherwise) and, as its last line, the
 means; or, with `--json -` / `--csv -`, that document alone. stderr: a progress bar for large
-sets (when stderr is a terminal) and warnings. Exit 1 on bad input, 2 on usage mistakes.
+sets (on a terminal, not under -q) and warnings. Exit 1 on bad input, 2 on usage mistakes.
 
 Only light modules are imported at the top: numpy and OpenCV load when the command runs,
 so `rgb2raw --help` does not pay for them. Output files are checked before any scoring,
@@ -17,15 +17,16 @@ import logging
 import math
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from rgb2raw import progress
+from rgb2raw.cli import common
 from rgb2raw.cli._app import app, reports_errors
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.cli.common import ForceAlias, Overwrite, Quiet, Verbose
+from rgb2raw.errors import OutputExists, Rgb2RawError, unwritable
 
 if TYPE_CHECKING:
     from rgb2raw.scoring import ScoreResult
@@ -42,31 +43,14 @@ def _positive_finite(value: float | None) -> float | None:
     return value
 
 
-def _check_output(path: Path | None, overwrite: bool) -> None:
+def _check_output(path: Path | None, overwrite: bool, flag_name: str) -> None:
     """Refuse, before any work, an output file that exists, is a folder or cannot be written."""
     if path is None or str(path) == STDOUT:
         return
-    if str(path).strip() == "":
-        raise typer.BadParameter("an empty path is not an output file")
-    if path.is_dir():
-        raise Rgb2RawError(path, "is a folder; expected a file name")
-    if path.exists() and not path.is_file():  # /dev/null, a FIFO: replacing it would be wrong
+    if path.exists() and not path.is_dir() and not path.is_file():
+        # /dev/null, a FIFO: replacing it with a regular file would be wrong.
         raise Rgb2RawError(path, "is not a regular file ('-' writes to stdout)")
-    if path.exists() and not overwrite:
-        raise Rgb2RawError(path, "already exists (use --overwrite to replace it)")
-    folder = path.parent
-    if not folder.is_dir():
-        # Nothing is created before the results exist; a missing folder is made then.
-        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-        if existing is not None and not existing.is_dir():
-            raise Rgb2RawError(path, f"cannot be written: {existing} is a file, not a folder")
-        folder = existing or Path(".")
-    try:  # the only reliable test of writability (read-only mounts, /sys, ACLs)
-        fd, probe = tempfile.mkstemp(prefix=".rgb2raw-tmp-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise Rgb2RawError(path, f"cannot be written ({exc.strerror or exc})") from None
+    common.check_output_file(path, overwrite=overwrite, flag_name=flag_name)
 
 
 def _json_text(result: ScoreResult) -> str:
@@ -95,10 +79,10 @@ def _write_file(path: Path, text: str, overwrite: bool) -> None:
             handle.write(text.encode("utf-8"))
     except FileExistsError:
         if path.exists():
-            raise Rgb2RawError(path, "already exists (use --overwrite to replace it)") from None
-        raise Rgb2RawError(path, "cannot be written: a parent is a file, not a folder") from None
+            raise OutputExists(path) from None
+        raise unwritable(path, NotADirectoryError(path)) from None
     except OSError as exc:
-        raise Rgb2RawError(path, f"cannot be written ({exc.strerror or exc})") from None
+        raise unwritable(path, exc) from None
 
 
 def table_lines(result: ScoreResult, top: int | None) -> list[str]:
@@ -130,32 +114,6 @@ def _print(text: str) -> None:
         raise typer.Exit(1) from None
 
 
-@contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress callback: a bar on an interactive stderr, nothing otherwise (rich loads lazily)."""
-    if not (enabled and sys.stderr.isatty()):
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(TextColumn("score"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bars:
-        task = bars.add_task("score", total=None)
-
-        def advance(done: int, total: int) -> None:
-            if total >= PROGRESS_MIN_IMAGES:
-                bars.update(task, completed=done, total=total)
-
-        yield advance
-
-
 @app.command(rich_help_panel="AIM 2022 challenge")
 @reports_errors
 def score(
@@ -185,30 +143,36 @@ def score(
     csv_path: Annotated[Path | None, typer.Option(
         "--csv", metavar="FILE", help="Write stem,psnr,ssim rows as CSV ('-': to stdout, alone).",
         show_default=False)] = None,
-    overwrite: Annotated[bool, typer.Option(
-        "--overwrite", metavar="", help="Replace existing --json/--csv files.")] = False,
-    force: Annotated[bool, typer.Option(
-        "--force", hidden=True, metavar="", help="Old spelling of --overwrite.")] = False,
+    overwrite: Overwrite = False,
+    force: ForceAlias = False,
     workers: Annotated[int | None, typer.Option(
         "--workers", min=1, metavar="N", help="Scoring threads (default: one per core).",
         show_default=False)] = None,
+    _verbose: Verbose = 0,
+    _quiet: Quiet = False,
 ) -> None:
     """Score predictions like the AIM 2022 CodaLab scorer (same PSNR/SSIM), pairing files by stem."""
-    overwrite = overwrite or force
+    overwrite = common.overwrite_flags(overwrite=overwrite, force=force)
     to_stdout = [p for p in (json_path, csv_path) if p is not None and str(p) == STDOUT]
     if len(to_stdout) > 1:
-        raise typer.BadParameter("only one of --json and --csv can go to stdout ('-')")
-    _check_output(json_path, overwrite)
-    _check_output(csv_path, overwrite)
+        common.usage_error("only one of --json and --csv can go to stdout ('-')", "--json")
+    _check_output(json_path, overwrite, "--json")
+    _check_output(csv_path, overwrite, "--csv")
 
     from rgb2raw import scoring  # numpy and OpenCV: only now that there is work
     from rgb2raw.raw import CHALLENGE_WHITE_LEVEL
 
-    with _progress(enabled=True) as advance:
+    with progress.bars("count") as bars:
+        task = bars.task("score") if bars.live else 0
+
+        def advance(done: int, total: int) -> None:
+            if total >= PROGRESS_MIN_IMAGES:
+                bars.update(task, completed=done, total=total)
+
         result = scoring.score(pred, gt, white_level=white_level or CHALLENGE_WHITE_LEVEL,
                                allow_missing=allow_missing,
                                allow_multiple_folders=allow_multiple_folders, workers=workers,
-                               on_progress=advance)
+                               on_progress=advance if bars.live else None)
     if result.missing:
         log.warning("%d ground-truth files have no prediction (not scored): %s",
                     len(result.missing), ", ".join(result.missing[:8]))

@@ -29,6 +29,7 @@ from rgb2raw._atomic import atomic_write
 from rgb2raw.cameras import get_camera
 from rgb2raw.rgb import read_rgb
 from rgb2raw.train.isp_families import CENTRES, TRAIN_FAMILIES, random_view, simulate
+from rgb2raw.zoo.cards import ModelCard, ModelFile
 
 MANIFEST = "manifest.json"
 
@@ -147,36 +148,30 @@ def train(photos_dir: Path, run_dir: Path, recipe: Recipe, *, log: Any = sys.std
 
 
 def publish(run_dir: Path, model: Any, recipe: Recipe) -> None:
-    """Export ``model.onnx`` and write ``model.json`` (camera levels, full frame)."""
+    """Export ``model.onnx`` and write ``model.json`` through the one card writer."""
     from rgb2raw.nets.export import export_onnx
-    from rgb2raw.train.publish import _file_entry, graph_bytes_per_pixel
+    from rgb2raw.train.publish import graph_bytes_per_pixel
+    from rgb2raw.zoo.cards import file_entry, write_card
 
-    camera = get_camera(recipe.camera)
     onnx_path = export_onnx(model, run_dir / "model.onnx", example_hw=(64, 64))
-    card = learned_card("model", recipe, [_file_entry(onnx_path, "onnx")],
+    card = learned_card("model", recipe, [file_entry(onnx_path, "onnx")],
                         graph_bytes_per_pixel(onnx_path))
-    card["black_level"], card["white_level"] = camera.black_level, camera.white_level
-    with atomic_write(run_dir / "model.json") as handle:
-        handle.write((json.dumps(card, indent=2) + "\n").encode("utf-8"))
+    write_card(run_dir / "model.json", card)
 
 
-def learned_card(name: str, recipe: Recipe, files: list[dict[str, Any]],
-                 bytes_per_pixel: int | None) -> dict[str, Any]:
-    """The card of a learned run (JSON form of `rgb2raw.zoo.ModelCard`)."""
-    camera = get_camera(recipe.camera)
-    return {
-        "name": name, "camera": recipe.camera, "arch": "global",
-        "description": ("calibrated inverse ISP corrected per image from global statistics "
-                        "(GlobalReverseISP), trained on simulated phone ISPs "
-                        f"({', '.join(recipe.families)}) from a licensed photo corpus"),
-        "files": files, "rgb_range": 1.0, "size_multiple": 2, "input_size": None,
-        "full_frame": True, "context": None, "bytes_per_pixel": bytes_per_pixel,
-        "black_level": camera.black_level, "white_level": camera.white_level,
-        "source": "python -m rgb2raw.train.learned_recipe (rgb2raw)",
-        "license": "MIT (rgb2raw); trained on photos under CC-BY-4.0, CC-BY-SA-4.0, CC0-1.0, "
-                   "GPL-2+ and public domain (see the model card)",
-        "reported": None, "card": None,
-    }
+def learned_card(name: str, recipe: Recipe, files: list[ModelFile],
+                 bytes_per_pixel: int | None) -> ModelCard:
+    """The card of a learned run: the "global" architecture's contract (full frame, the
+    camera's levels) plus what the run measured."""
+    return ModelCard(
+        name=name, camera=recipe.camera, arch="global",
+        description=("calibrated inverse ISP corrected per image from global statistics "
+                     "(GlobalReverseISP), trained on simulated phone ISPs "
+                     f"({', '.join(recipe.families)}) from a licensed photo corpus"),
+        files=tuple(files), bytes_per_pixel=bytes_per_pixel,
+        source="python -m rgb2raw.train.learned_recipe (rgb2raw)",
+        license="MIT (rgb2raw); trained on photos under CC-BY-4.0, CC-BY-SA-4.0, CC0-1.0, "
+                "GPL-2+ and public domain (see the model card)")
 
 
 def main(argv: list[str] | None = None) -> int:
