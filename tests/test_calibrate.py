@@ -371,3 +371,32 @@ def test_dng_without_rawpy_names_the_install(tmp_path: Path,
     monkeypatch.setattr(builtins, "__import__", no_rawpy)
     with pytest.raises(Rgb2RawError, match="pip install"):
         data.read_dng(tmp_path / "x.dng")
+
+
+# ------------------------------------------------------------------------------ lens shading
+
+
+def test_lens_shading_is_measured_on_a_frame_and_divided_out() -> None:
+    from rgb2raw.calibrate.core import deshade, fit_shading, frame_radius
+    from rgb2raw.calibrate.samples import site_samples
+    from rgb2raw.shading import RadialShading
+
+    truth = known_params()
+    rng = np.random.default_rng(9)
+    # Nearly grey content: every colour inside the gamut, so nothing clips on either side.
+    u = content(rng, 384, 512)
+    grey = 0.15 + 0.7 * (0.8 * u.mean(axis=2, keepdims=True) + 0.2 * u)
+    camera = grey * truth.gains
+    picture = forward.render(truth, camera, truth.gains)
+    falloff = RadialShading.from_rgb([[1.0, -0.25, 0.0, 0.0]] * 3)
+    clean = (forward.mosaic_dn(camera, BLACK, WHITE) - BLACK) / (WHITE - BLACK)
+    raw = BLACK + falloff.apply(clean) * (WHITE - BLACK)
+    measured = fit_shading([picture], [raw], [None], truth, [truth.gains])
+    assert measured is not None and measured.rms_after < 0.2 * measured.rms_before
+    np.testing.assert_allclose(measured.corner / measured.centre, 0.75, atol=0.02)
+    # Dividing it out of the observations gives the unshaded RAW back.
+    radius = frame_radius(raw.shape[:2])
+    samples = site_samples(picture, raw, 0, radius=radius)
+    flat = deshade(samples, measured.normalised, BLACK)
+    unshaded = site_samples(picture, BLACK + clean * (WHITE - BLACK), 0)
+    np.testing.assert_allclose(flat.raw, unshaded.raw, atol=2.0)

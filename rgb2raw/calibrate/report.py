@@ -18,6 +18,7 @@ import numpy as np
 from rgb2raw import metrics
 from rgb2raw.calibrate.fit import InverseFit
 from rgb2raw.inverse import InverseParams
+from rgb2raw.shading import FrameBox, RadialShading
 
 
 def score_scale(white: float) -> float:
@@ -25,12 +26,29 @@ def score_scale(white: float) -> float:
     return float(2 ** math.ceil(math.log2(max(white, 1.0) + 1.0)))
 
 
-def predict_dn(params: InverseParams, rgb01: np.ndarray) -> np.ndarray:
-    """The RAW `rgb2raw infer` writes for this picture, as float DN (rounded, clipped)."""
+def predict_dn(params: InverseParams, rgb01: np.ndarray, *,
+               shading: RadialShading | None = None, box: FrameBox | None = None) -> np.ndarray:
+    """The RAW `rgb2raw infer` writes for this picture, as float DN (rounded, clipped); with
+    `shading`, multiplied in by frame position `box` (None: the picture is the frame) after
+    the pixel-wise model, as the engine does."""
     values = params.apply(rgb01)
+    if shading is not None:
+        values = shading.apply(values, box)
     span = params.white_level - params.black_level
     dn = np.rint(params.black_level + values.astype(np.float64) * span)
     return np.clip(dn, params.black_level, params.white_level)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A pair to score: picture on the RAW's grid, RAW DN, valid mask (None: all), and where
+    the pair sits in its frame (None: it is its own frame)."""
+
+    name: str
+    picture: np.ndarray
+    raw: np.ndarray
+    mask: np.ndarray | None
+    box: FrameBox | None = None
 
 
 @dataclass(frozen=True)
@@ -40,14 +58,14 @@ class PairScore:
     ssim: float | None  # None where the pair is only partly valid (warped onto the RAW)
 
 
-def score_pairs(params: InverseParams, pairs: Sequence[tuple[str, np.ndarray, np.ndarray,
-                                                          np.ndarray | None]],
-                scale: float) -> list[PairScore]:
-    """Per-pair PSNR (and SSIM where the whole pair is valid) of `params` on (name, picture,
-    RAW DN, mask) tuples; pixels outside a mask do not count."""
+def score_pairs(params: InverseParams, pairs: Sequence[Scored], scale: float, *,
+                shading: RadialShading | None = None) -> list[PairScore]:
+    """Per-pair PSNR (and SSIM where the whole pair is valid) of `params` (with `shading`);
+    pixels outside a pair's mask do not count."""
     scores = []
-    for name, picture, raw, mask in pairs:
-        pred = predict_dn(params, picture) / scale
+    for pair in pairs:
+        name, picture, raw, mask = pair.name, pair.picture, pair.raw, pair.mask
+        pred = predict_dn(params, picture, shading=shading, box=pair.box) / scale
         truth = raw.astype(np.float64) / scale
         if mask is None or mask.all():
             psnr = metrics.psnr(pred, truth)
@@ -143,5 +161,5 @@ def format_params(params: InverseParams) -> list[str]:
     ]
 
 
-__all__ = ["PairScore", "format_params", "gain_summary", "mean_score", "predict_dn",
+__all__ = ["PairScore", "Scored", "format_params", "gain_summary", "mean_score", "predict_dn",
            "score_pairs", "score_scale", "table_summary"]
