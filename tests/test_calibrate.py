@@ -357,6 +357,28 @@ def test_dng_pairs_are_read_with_their_levels(tmp_path: Path) -> None:
     assert unit.is_frame and unit.black == P20.black_level and unit.rgb.shape == (24, 32, 3)
 
 
+def test_calibrate_reads_dng_pairs_with_their_levels(tmp_path: Path) -> None:
+    pytest.importorskip("rawpy")
+    from rgb2raw.cameras import P20
+    from rgb2raw.dng import write_dng
+
+    truth = replace(known_params(), black_level=P20.black_level, white_level=P20.white_level)
+    rng = np.random.default_rng(4)
+    for k in range(3):
+        picture, raw = make_pair(truth, pair_gains(truth, rng), rng, 96, 128)
+        write_dng(tmp_path / f"IMG_{k}.dng", np.minimum(raw, 1020).astype(np.uint16), P20)
+        cv2.imwrite(str(tmp_path / f"IMG_{k}.jpg"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, 98])
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["calibrate", str(tmp_path), "-o", str(out), "--camera", "p",
+                                 "--base", "p20"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((out / "fit.json").read_text())
+    assert report["levels"] == {"black": 60.0, "white": 1020.0, "black_fitted": False}
+    assert report["score"]["after"]["psnr"] > report["score"]["before"]["psnr"]
+    assert report["shading"] is not None  # whole photos are frames
+
+
 def test_dng_without_rawpy_names_the_install(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from rgb2raw.calibrate._blas import single_threaded
 from rgb2raw.calibrate.samples import RGB_BLACK, Samples, usable
 from rgb2raw.errors import Rgb2RawError
 from rgb2raw.inverse import DEFAULT_KNEE, TABLE_LEVELS, InverseParams, table_from_curve
@@ -283,6 +284,14 @@ def fit_samples(samples: Samples, units: int, *, base: InverseParams,
     level (None fits it); `white` is the RAW's white level. Raises `Rgb2RawError` when too few
     observations are usable.
     """
+    with single_threaded():
+        return _fit(samples, units, base=base, black=black, white=white, options=options,
+                    progress=progress)
+
+
+def _fit(samples: Samples, units: int, *, base: InverseParams, black: float | None,
+         white: float, options: FitOptions | None = None,
+         progress: Progress | None = None) -> InverseFit:
     options = options or FitOptions()
     knots = options.knots
     start_black = base.black_level if black is None else black
