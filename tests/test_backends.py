@@ -124,9 +124,10 @@ def test_load_model_from_a_checkpoint_on_both_backends(tmp_path: Path) -> None:
     np.testing.assert_allclose(on_onnx.backend.run(batch), on_torch.backend.run(batch), atol=1e-4)
 
 
-def test_load_model_default_is_the_bundled_parametric_model() -> None:
+def test_load_model_default_is_the_bundled_calibrated_model() -> None:
     model = load_model(None, camera="s7")
-    assert model.contract.name == "parametric-s7" and model.contract.camera == "s7"
+    assert model.contract.name == "calibrated-s7" and model.contract.camera == "s7"
+    assert load_model("parametric-s7").contract.name == "parametric-s7"  # still there by name
     out = model.backend.run(np.full((1, 3, 8, 8), 0.5, np.float32))
     assert out.shape == (1, 4, 4, 4) and np.isfinite(out).all()
     with pytest.raises(Rgb2RawError, match="no torch weights"):

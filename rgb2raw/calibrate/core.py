@@ -218,16 +218,35 @@ def fit_shading(pictures: Sequence[np.ndarray], raws: Sequence[np.ndarray],
         pick = channel == c
         if pick.sum() < 2 * SHADING_ORDER:
             continue
-        r2 = radius[pick] ** 2
-        # y = (c0 + c1 r^2 + c2 r^4 + c3 r^6) p, least squares on the signal (not the ratio).
-        design = np.stack([p[pick] * r2 ** k for k in range(SHADING_ORDER)], axis=1)
-        rows[c], *_ = np.linalg.lstsq(design, y[pick], rcond=None)
+        rows[c] = _falloff(radius[pick], y[pick], p[pick])
     shading = RadialShading.from_rgb(rows)
     ratio = y / np.maximum(p, 1e-9)
     plane_of = np.array([0, 1, 3])  # a packed plane of each camera channel
     fitted = shading.gain(radius)[np.arange(radius.size), plane_of[channel]]
     return ShadingFit(shading, len(pictures), float(np.sqrt(np.mean((ratio - 1) ** 2))),
                       float(np.sqrt(np.mean((ratio / fitted - 1) ** 2))))
+
+
+#: Radii at which a fitted fall-off must not rise (a lens darkens towards the corners).
+_MONOTONE_CHECK = np.linspace(0.0, 1.0, 101)
+
+
+def _falloff(radius: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """c0.. of ``y = (c0 + c1 r^2 + c2 r^4 + c3 r^6) p`` by least squares on the signal.
+
+    A lens only darkens towards the corners, so the highest order whose curve never rises on
+    [0, 1] is kept: one frame's scene content (a bright sky at the top, say) can otherwise
+    bend a high-order fit into bumps. None rising-free (light increasing outwards): no
+    fall-off, only the level c0.
+    """
+    r2 = radius ** 2
+    for order in range(SHADING_ORDER - 1, -1, -1):
+        design = np.stack([p * r2 ** k for k in range(order + 1)], axis=1)
+        solution, *_ = np.linalg.lstsq(design, y, rcond=None)
+        curve = sum(c * _MONOTONE_CHECK ** (2 * k) for k, c in enumerate(solution))
+        if order == 0 or np.all(np.diff(curve) <= 1e-6 * abs(solution[0])):
+            return np.pad(solution, (0, SHADING_ORDER - 1 - order))
+    raise AssertionError("unreachable: order 0 always returns")
 
 
 __all__ = ["DEFAULT_BUDGET", "ShadingFit", "TopStats", "collect", "deshade", "detect_white",

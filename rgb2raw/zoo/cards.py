@@ -286,16 +286,23 @@ def check_card(card: ModelCard) -> None:
     if (resolved.size_multiple < 1 or resolved.white_level <= resolved.black_level
             or resolved.rgb_range <= 0):
         raise ValueError("size_multiple must be >= 1, white_level > black_level, rgb_range > 0")
-    if card.shading is not None:
-        from rgb2raw.shading import RadialShading
-
-        try:
-            RadialShading.from_dict(card.shading)
-        except Rgb2RawError as exc:
-            raise ValueError(exc.problem) from None
+    if card.shading is not None and not _is_radial_shading(card.shading):
+        raise ValueError("shading must be {\"kind\": \"radial\", \"coefficients\": 4 rows of 4 "
+                         "finite numbers}")
     if (card.context is not None and card.context < 0) or (
             card.bytes_per_pixel is not None and card.bytes_per_pixel < 1):
         raise ValueError("context must be >= 0 and bytes_per_pixel >= 1 (or null: unknown)")
+
+
+def _is_radial_shading(data: Any) -> bool:
+    """Whether `data` has the form `rgb2raw.shading.RadialShading.to_dict` writes, checked
+    without numpy (cards are read at shell-completion time)."""
+    import math
+
+    rows = data.get("coefficients") if isinstance(data, dict) else None
+    return (data.get("kind") == "radial" and isinstance(rows, list) and len(rows) == 4
+            and all(isinstance(row, list) and len(row) == 4 for row in rows)
+            and all(isinstance(x, (int, float)) and math.isfinite(x) for row in rows for x in row))
 
 
 def without_defaults(card: ModelCard) -> ModelCard:
