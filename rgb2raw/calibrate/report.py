@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from rgb2raw import metrics
+from rgb2raw.calibrate.core import ShadingFit
 from rgb2raw.calibrate.fit import InverseFit
 from rgb2raw.inverse import InverseParams
 from rgb2raw.shading import FrameBox, RadialShading
@@ -161,5 +162,48 @@ def format_params(params: InverseParams) -> list[str]:
     ]
 
 
+def summary_lines(params: InverseParams, fit_report: dict[str, Any], before: dict[str, Any],
+                   after: dict[str, Any], after_shaded: dict[str, Any] | None,
+                   use_shading: bool, score_set: str, shading: ShadingFit | None) -> list[str]:
+    """What `rgb2raw calibrate` prints: the scores, then every fitted parameter."""
+    def score(s: dict[str, Any]) -> str:
+        ssim = "" if s["ssim"] is None else f"  SSIM {s['ssim']:.4f}"
+        return "n/a" if s["psnr"] is None else f"PSNR {s['psnr']:.2f} dB{ssim}"
+
+    gains = fit_report["exposure_white_balance"]
+    lines = [f"score on {score_set}, {before['pairs']} pairs:",
+             f"  before ({fit_report['score']['before_model']}): {score(before)}",
+             f"  after  (calibrated): {score(after)}",
+             *([f"  after, with lens shading: {score(after_shaded)}"
+                + ("  (kept in the model)" if use_shading else "  (not kept: no gain)")]
+               if after_shaded is not None else []),
+             "fitted:"]
+    lines += ["  " + line for line in format_params(params)]
+    if gains.get("pairs"):
+        exposure = gains["exposure"]
+        lines.append(f"  exposure over {gains['pairs']} units: median {exposure['median']:.4f}, "
+                     f"10-90 % {exposure['p10']:.4f}-{exposure['p90']:.4f}, spread "
+                     f"{exposure['spread_ev']:.3f} EV")
+        wb = gains["wb_gains_r_b"]
+        lines.append(f"  white balance R {wb['red']['median']:.3f} "
+                     f"({wb['red']['p10']:.3f}-{wb['red']['p90']:.3f}), B {wb['blue']['median']:.3f} "
+                     f"({wb['blue']['p10']:.3f}-{wb['blue']['p90']:.3f})")
+    moved = [u for u in fit_report["units"] if not u["alignment"]["aligned"]]
+    lines.append(f"  alignment: {len(fit_report['units']) - len(moved)} of "
+                 f"{len(fit_report['units'])} units aligned as given" +
+                 (f"; others scaled {min(u['alignment']['scale'] for u in moved):.4f}-"
+                  f"{max(u['alignment']['scale'] for u in moved):.4f}" if moved else ""))
+    if shading is not None:
+        corner = ", ".join(f"{c:.3f}" for c in (shading.corner / shading.centre)[[0, 1, 3]])
+        where = ("in the model card, applied by frame position" if use_shading
+                 else "measured, not in the model")
+        lines.append(f"  lens shading ({where}): corner/centre gain R, G, B {corner} over "
+                     f"{shading.frames} frames; RAW/prediction RMS {shading.rms_before:.4f} -> "
+                     f"{shading.rms_after:.4f}")
+    else:
+        lines.append("  lens shading: not measured (no whole frames)")
+    return lines
+
+
 __all__ = ["PairScore", "Scored", "format_params", "gain_summary", "mean_score", "predict_dn",
-           "score_pairs", "score_scale", "table_summary"]
+           "score_pairs", "score_scale", "summary_lines", "table_summary"]

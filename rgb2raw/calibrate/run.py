@@ -324,7 +324,7 @@ def calibrate(source: str | os.PathLike[str], out: str | os.PathLike[str], *,
                     "ssim": shown["ssim"]}
     _write_run(target, params, fit_report, camera_name=camera_name, base=base,
                reported=reported, pairs=len(pairs), overwrite=overwrite, shading=card_shading)
-    lines = _summary_lines(params, fit_report, before, after, after_shaded, use_shading,
+    lines = report.summary_lines(params, fit_report, before, after, after_shaded, use_shading,
                            score_set, shading)
     return CalibrationResult(target, params, fit_report, lines)
 
@@ -366,48 +366,6 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def _summary_lines(params: InverseParams, fit_report: dict[str, Any], before: dict[str, Any],
-                   after: dict[str, Any], after_shaded: dict[str, Any] | None,
-                   use_shading: bool, score_set: str, shading: ShadingFit | None) -> list[str]:
-    def score(s: dict[str, Any]) -> str:
-        ssim = "" if s["ssim"] is None else f"  SSIM {s['ssim']:.4f}"
-        return "n/a" if s["psnr"] is None else f"PSNR {s['psnr']:.2f} dB{ssim}"
-
-    gains = fit_report["exposure_white_balance"]
-    lines = [f"score on {score_set}, {before['pairs']} pairs:",
-             f"  before ({fit_report['score']['before_model']}): {score(before)}",
-             f"  after  (calibrated): {score(after)}",
-             *([f"  after, with lens shading: {score(after_shaded)}"
-                + ("  (kept in the model)" if use_shading else "  (not kept: no gain)")]
-               if after_shaded is not None else []),
-             "fitted:"]
-    lines += ["  " + line for line in report.format_params(params)]
-    if gains.get("pairs"):
-        exposure = gains["exposure"]
-        lines.append(f"  exposure over {gains['pairs']} units: median {exposure['median']:.4f}, "
-                     f"10-90 % {exposure['p10']:.4f}-{exposure['p90']:.4f}, spread "
-                     f"{exposure['spread_ev']:.3f} EV")
-        wb = gains["wb_gains_r_b"]
-        lines.append(f"  white balance R {wb['red']['median']:.3f} "
-                     f"({wb['red']['p10']:.3f}-{wb['red']['p90']:.3f}), B {wb['blue']['median']:.3f} "
-                     f"({wb['blue']['p10']:.3f}-{wb['blue']['p90']:.3f})")
-    moved = [u for u in fit_report["units"] if not u["alignment"]["aligned"]]
-    lines.append(f"  alignment: {len(fit_report['units']) - len(moved)} of "
-                 f"{len(fit_report['units'])} units aligned as given" +
-                 (f"; others scaled {min(u['alignment']['scale'] for u in moved):.4f}-"
-                  f"{max(u['alignment']['scale'] for u in moved):.4f}" if moved else ""))
-    if shading is not None:
-        corner = ", ".join(f"{c:.3f}" for c in (shading.corner / shading.centre)[[0, 1, 3]])
-        where = ("in the model card, applied by frame position" if use_shading
-                 else "measured, not in the model")
-        lines.append(f"  lens shading ({where}): corner/centre gain R, G, B {corner} over "
-                     f"{shading.frames} frames; RAW/prediction RMS {shading.rms_before:.4f} -> "
-                     f"{shading.rms_after:.4f}")
-    else:
-        lines.append("  lens shading: not measured (no whole frames)")
-    return lines
 
 
 __all__ = ["CARD_NAME", "CalibrationResult", "ONNX_NAME", "PARAMS_NAME", "REPORT_NAME",
