@@ -128,9 +128,9 @@ def run_case(case: dict) -> dict:
                 pixels += rgb.shape[0] * rgb.shape[1]
         images = len(files)
     else:  # our pipeline
-        from rgb2raw.backends import load_model
+        from rgb2raw.batch import infer_paths
         from rgb2raw.cameras import get_camera
-        from rgb2raw.pipeline import RunSettings, infer_paths
+        from rgb2raw.pipeline import RunSettings, load_model
 
         t0 = time.perf_counter()
         loaded = load_model(case["model"], camera="s7", backend=case["backend"],

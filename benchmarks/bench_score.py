@@ -6,6 +6,8 @@ validation set's size) in a temporary folder, then in one run and alternating, t
 - the reference (`official_reference.score_folders`: one core, scipy, the official arithmetic), and
 - the library path `rgb2raw.scoring.score` (OpenCV, one thread per core),
 
+in-process, so start-up is not included (bench_e2e.py times the whole command),
+
 checks every per-image and mean number agrees to 1e-6 (exit 1 otherwise), prints the ratio
 of the best times, and records the figures with machine info in benchmarks/results/score.json.
 
@@ -15,19 +17,15 @@ of the best times, and records the figures with machine info in benchmarks/resul
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 import official_reference  # noqa: E402
 
 from rgb2raw import scoring  # noqa: E402
@@ -35,23 +33,6 @@ from rgb2raw._atomic import atomic_write  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "score.json"
 TOLERANCE = 1e-6
-
-
-def make_pairs(folder: Path, pairs: int, size: int = 252, seed: int = 0) -> tuple[Path, Path]:
-    """Smooth random 10-bit 'RAW' ground truth and noisy, biased predictions of it."""
-    rng = np.random.default_rng(seed)
-    pred_dir, gt_dir = folder / "pred", folder / "gt"
-    pred_dir.mkdir()
-    gt_dir.mkdir()
-    for index in range(pairs):
-        base = rng.random((size // 8, size // 8, 4)).astype(np.float32)
-        smooth = cv2.resize(base, (size, size), interpolation=cv2.INTER_CUBIC)
-        gt = np.clip(smooth * rng.uniform(300, 1000), 0, 1024)
-        pred = gt * rng.uniform(0.9, 1.1) + rng.normal(0, rng.uniform(2, 40), gt.shape)
-        stem = f"{index // 48}_{index % 48}"
-        np.save(gt_dir / f"{stem}.npy", np.rint(gt).astype(np.uint16))
-        np.save(pred_dir / f"{stem}.npy", np.clip(np.rint(pred), 0, 1024).astype(np.uint16))
-    return pred_dir, gt_dir
 
 
 def max_deviation(reference: dict, ours: scoring.ScoreResult) -> float:
@@ -66,27 +47,6 @@ def max_deviation(reference: dict, ours: scoring.ScoreResult) -> float:
     return max(deviations)
 
 
-def machine_info() -> dict[str, object]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    import scipy
-
-    return {
-        "cpu": cpu,
-        "cores": scoring.default_workers(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "opencv": cv2.__version__,
-        "platform": platform.platform(),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=480)
@@ -95,7 +55,7 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="rgb2raw-bench-") as tmp:
-        pred_dir, gt_dir = make_pairs(Path(tmp), args.pairs)
+        pred_dir, gt_dir = common.make_score_pairs(Path(tmp), args.pairs)
         load_before = os.getloadavg()
         reference_times, ours_times = [], []
         for _ in range(args.repeats):
@@ -122,7 +82,7 @@ def main() -> int:
         "loadavg_before_after": [load_before[0], load_after[0]],
         "mean_psnr": ours.psnr,
         "mean_ssim": ours.ssim,
-        "machine": machine_info(),
+        "machine": common.machine_info(),
     }
     print(f"pairs              {args.pairs} x 252x252x4 uint16")
     print(f"reference          {', '.join(f'{t:.2f}' for t in reference_times)} s "

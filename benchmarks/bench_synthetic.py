@@ -115,18 +115,10 @@ def naive_method(jpeg: np.ndarray) -> np.ndarray:
 
 def engine_method(model: str, camera: str) -> Any:
     """A function JPEG -> DN running `model` through rgb2raw's inference engine."""
-    from rgb2raw.backends import load_model
-    from rgb2raw.pipeline import RunSettings, infer_image
+    from rgb2raw.pipeline import RunSettings, infer_image, load_model
 
-    path = Path(model)
-    if path.is_dir():  # a training run: its ONNX graph with the levels of its card
-        card = json.loads((path / "model.json").read_text())
-        loaded = load_model(path / "model.onnx", camera=camera)
-        loaded.contract = dataclasses.replace(loaded.contract, black_level=card["black_level"],
-                                              white_level=card["white_level"],
-                                              size_multiple=card["size_multiple"])
-    else:
-        loaded = load_model(model, camera=camera)
+    # A training run folder loads through its card (its levels), like a zoo name.
+    loaded = load_model(model, camera=camera)
     settings = RunSettings(tile=-1)
 
     def run(jpeg: np.ndarray) -> np.ndarray:

@@ -119,3 +119,29 @@ def score_folders(result_dir: str, reference_dir: str) -> dict[str, object]:
 def score_submission(unzipped_dir: str, reference_dir: str) -> dict[str, object]:
     """Score an unzipped submission: its first sub-folder against the reference folder."""
     return score_folders(result_folder(unzipped_dir), reference_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python benchmarks/official_reference.py PRED GT [--json OUT]``: the means, as a script.
+
+    bench_e2e.py times this as a fresh process next to `rgb2raw score`, so both columns pay
+    for their own interpreter start-up and imports.
+    """
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="Score like the AIM 2022 program (reference).")
+    parser.add_argument("pred")
+    parser.add_argument("gt")
+    parser.add_argument("--json", help="also write the per-image numbers to this file")
+    args = parser.parse_args(argv)
+    result = score_folders(args.pred, args.gt)
+    print(f"mean PSNR {result['psnr']:.4f} dB  SSIM {result['ssim']:.6f}  ({result['count']} images)")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -8,14 +8,17 @@ ONNX Runtime is the default (no torch needed at run time). The torch backend run
 networks straight from their checkpoints, on CPU or CUDA (fp16 only on CUDA). Neither library is
 imported until a backend is created.
 
-`load_model` turns a model name, `ModelCard`, ``.onnx`` file or torch checkpoint into a
-`LoadedModel`: a backend plus the `ModelContract` the pipeline must respect.
+`open_model` opens a `ModelCard`'s file as a `LoadedModel`: a backend plus the card, whose
+contract the engine respects. Which card a user's model name or path means is
+`rgb2raw.zoo.resolve_model`'s business, not this module's.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -23,12 +26,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from rgb2raw.errors import Rgb2RawError
-from rgb2raw.tiling import round_up, tile_multiple, tile_workers
+from rgb2raw.tiling import is_light, round_up, tile_multiple, tile_workers
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from rgb2raw.zoo import ModelCard
+    from rgb2raw.zoo import CardContract, ModelCard
 
 Device = Literal["cpu", "cuda"]
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
@@ -49,8 +52,20 @@ PROVIDER_ALIASES: dict[str, str] = {
 class Backend(Protocol):
     """Runs a network: (N, 3, H, W) float32 -> (N, 4, H/2, W/2) float32."""
 
-    #: Short description for logs and benchmark tables, e.g. ``onnx:CPUExecutionProvider``.
-    description: str
+    @property
+    def description(self) -> str:
+        """Short description for logs and benchmark tables, e.g. ``onnx:CPUExecutionProvider``."""
+        ...
+
+    @property
+    def fixed_hw(self) -> tuple[int, int] | None:
+        """(height, width) of the only input size the network takes (a graph exported for one
+        size), or None: any size that is a multiple of the model's."""
+        ...
+
+    def ready(self) -> None:
+        """Block until the backend can run; raise what opening it met, if anything."""
+        ...
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch; input and output are float32 NCHW arrays."""
@@ -76,65 +91,150 @@ def provider_name(name: str) -> str:
     return PROVIDER_ALIASES.get(name.lower(), name)
 
 
+@dataclass(frozen=True)
+class _Session:
+    """An open ONNX Runtime session and what the backend reads from its graph."""
+
+    session: Any
+    input_name: str
+    output_name: str
+    #: A graph exported with a fixed batch (e.g. 1) is fed that many tiles at a time.
+    fixed_batch: int | None
+    fixed_hw: tuple[int, int] | None
+    providers: tuple[str, ...]
+
+
+# Sessions are created once per process: opening the same file with the same options again
+# (a second `load_model`, a notebook re-running a cell) reuses the open session, which ONNX
+# Runtime allows to be run from several threads at once.
+_SESSIONS: dict[tuple[object, ...], _Session] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _open_session(path: Path, providers: tuple[str, ...], threads: int, light: bool) -> _Session:
+    """Open (or reuse) the session of `path`; every failure is an `Rgb2RawError`."""
+    try:
+        stat = path.stat()
+    except OSError:
+        raise Rgb2RawError(path, "no such model file") from None
+    if not path.is_file():
+        raise Rgb2RawError(path, "no such model file")
+    key = (os.fspath(path.resolve()), stat.st_size, stat.st_mtime_ns, providers, threads, light)
+    with _SESSIONS_LOCK:
+        if key in _SESSIONS:
+            return _SESSIONS[key]
+        opened = _create_session(path, providers, threads, light)
+        _SESSIONS[key] = opened
+        return opened
+
+
+def _create_session(path: Path, wanted: tuple[str, ...], threads: int, light: bool) -> _Session:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        raise Rgb2RawError(None, f"onnx runtime provider {', '.join(missing)} is not available "
+                                 f"in this installation (available: {', '.join(available)})")
+    options = ort.SessionOptions()
+    # 0: one thread per physical core (ONNX Runtime's default). Operators run one after
+    # another, each on all threads: the models are chains without parallel branches.
+    options.intra_op_num_threads = max(0, int(threads))
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # A light (pixel-wise, hand-built) graph has nothing for the extended fusions to do and
+    # opens in half the time with the basic ones; a CNN gains from every fusion.
+    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC if light
+                                        else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    options.log_severity_level = 3  # errors only: the library never prints
+    try:
+        session = ort.InferenceSession(os.fspath(path), sess_options=options,
+                                       providers=list(wanted))
+    except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
+        raise Rgb2RawError(path, f"cannot load onnx model: {_one_line(exc)}") from None
+    active = tuple(session.get_providers())
+    inactive = [p for p in wanted if p != "CPUExecutionProvider" and p not in active]
+    if inactive:
+        raise Rgb2RawError(None, f"requested provider {', '.join(inactive)} did not start "
+                                 f"(active: {', '.join(active)}); check the GPU drivers "
+                                 "and onnxruntime-gpu, or use --device cpu")
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(inputs[0].shape) != 4:
+        raise Rgb2RawError(path, "onnx model must have one (N, 3, H, W) input")
+    batch_dim, height, width = inputs[0].shape[0], inputs[0].shape[2], inputs[0].shape[3]
+    fixed_hw = (height, width) if isinstance(height, int) and isinstance(width, int) else None
+    return _Session(session, inputs[0].name, outputs[0].name,
+                    batch_dim if isinstance(batch_dim, int) else None, fixed_hw, active)
+
+
 class OnnxBackend:
     """ONNX Runtime session over one ``.onnx`` file.
 
     `providers` are tried in order (default: CPU only; with ``device="cuda"``: CUDA then CPU).
     A GPU provider that was asked for but did not become active (ONNX Runtime silently falls
     back to the CPU when CUDA libraries are missing) is an error, so a user who asked for the
-    GPU never gets a slow CPU run without knowing. `threads` = 0 lets ONNX Runtime decide.
+    GPU never gets a slow CPU run without knowing. `threads` = 0 lets ONNX Runtime decide;
+    `light` marks a cheap pixel-wise graph (fewer graph optimisations, faster to open).
+
+    With `background`, ONNX Runtime is imported and the session opened in a thread, so a
+    caller can decode its first image meanwhile; `ready()` (and anything that needs the
+    session) waits for it and raises what opening it raised.
     """
 
     def __init__(self, model_path: str | os.PathLike[str], *, device: Device = "cpu",
-                 providers: list[str] | None = None, threads: int = 0) -> None:
-        import onnxruntime as ort
-
+                 providers: list[str] | None = None, threads: int = 0, light: bool = False,
+                 background: bool = False) -> None:
         self.path = Path(model_path)
-        if not self.path.is_file():
-            raise Rgb2RawError(self.path, "no such model file")
         if providers is None:
             providers = ["cuda", "cpu"] if device == "cuda" else ["cpu"]
-        wanted = [provider_name(p) for p in providers]
-        available = ort.get_available_providers()
-        missing = [p for p in wanted if p not in available]
-        if missing:
-            raise Rgb2RawError(None, f"onnx runtime provider {', '.join(missing)} is not available "
-                                     f"in this installation (available: {', '.join(available)})")
-        options = ort.SessionOptions()
-        # 0: one thread per physical core (ONNX Runtime's default). Operators run one after
-        # another, each on all threads: the models are chains without parallel branches.
-        options.intra_op_num_threads = max(0, int(threads))
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # errors only: the library never prints
-        try:
-            self.session = ort.InferenceSession(os.fspath(self.path), sess_options=options,
-                                                providers=wanted)
-        except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
-            raise Rgb2RawError(self.path, f"cannot load onnx model: {_one_line(exc)}") from None
-        active = self.session.get_providers()
-        inactive = [p for p in wanted if p != "CPUExecutionProvider" and p not in active]
-        if inactive:
-            raise Rgb2RawError(None, f"requested provider {', '.join(inactive)} did not start "
-                                     f"(active: {', '.join(active)}); check the GPU drivers "
-                                     "and onnxruntime-gpu, or use --device cpu")
-        self.providers = tuple(active)
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4:
-            raise Rgb2RawError(self.path, "onnx model must have one (N, 3, H, W) input")
-        self.input_name = inputs[0].name
-        self.output_name = outputs[0].name
-        batch_dim = inputs[0].shape[0]
-        # A graph exported with a fixed batch of 1 must be fed one tile at a time.
-        self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
-        height, width = inputs[0].shape[2], inputs[0].shape[3]
-        self.fixed_hw = (height, width) if isinstance(height, int) and isinstance(width, int) else None
-        self.description = f"onnx:{active[0]}"
+        wanted = tuple(provider_name(p) for p in providers)
+        self._opening: Future[_Session] = Future()
+
+        def open_now() -> None:
+            try:
+                self._opening.set_result(_open_session(self.path, wanted, threads, light))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+                self._opening.set_exception(exc)
+
+        if background:
+            threading.Thread(target=open_now, name="rgb2raw-open", daemon=True).start()
+        else:
+            open_now()
+            self.ready()
+
+    def ready(self) -> None:
+        """Wait until the session is open; raises the error opening it met, if any."""
+        self._opening.result()
+
+    @property
+    def _session(self) -> _Session:
+        return self._opening.result()
+
+    @property
+    def session(self) -> Any:
+        return self._session.session
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return self._session.providers
+
+    @property
+    def fixed_batch(self) -> int | None:
+        return self._session.fixed_batch
+
+    @property
+    def fixed_hw(self) -> tuple[int, int] | None:
+        return self._session.fixed_hw
+
+    @property
+    def description(self) -> str:
+        return f"onnx:{self._session.providers[0]}"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = _check_batch(batch)
-        step = self.fixed_batch or batch.shape[0]
-        pieces = [self.session.run([self.output_name], {self.input_name: batch[i: i + step]})[0]
+        opened = self._session
+        step = opened.fixed_batch or batch.shape[0]
+        feed = opened.input_name
+        pieces = [opened.session.run([opened.output_name], {feed: batch[i: i + step]})[0]
                   for i in range(0, batch.shape[0], step)]
         output = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
         return _check_output(np.asarray(output, dtype=np.float32), batch, os.fspath(self.path))
@@ -163,6 +263,20 @@ class TorchBackend:
         self.module = module.eval().to(device=self.device, dtype=self.dtype)
         self.name = name
         self.description = f"torch:{device}{':fp16' if fp16 else ''}"
+        self.fixed_hw: tuple[int, int] | None = None
+
+    def ready(self) -> None:
+        """A torch backend is ready once built."""
+
+    def run_frame(self, runner: Any, batch: np.ndarray) -> np.ndarray:
+        """Run ``runner(module, tensor) -> tensor`` (an architecture's whole-frame runner,
+        `rgb2raw.nets.Architecture.frame_runner`) on `batch`, on this backend's device."""
+        batch = _check_batch(batch)
+        torch = self.torch
+        with torch.inference_mode():
+            tensor = torch.from_numpy(batch).to(device=self.device, dtype=self.dtype)
+            output = runner(self.module, tensor).float().cpu().numpy()
+        return _check_output(output, batch, self.name)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = _check_batch(batch)
@@ -179,6 +293,10 @@ class FunctionBackend:
     def __init__(self, function: Any, description: str = "function") -> None:
         self.function = function
         self.description = description
+        self.fixed_hw: tuple[int, int] | None = None
+
+    def ready(self) -> None:
+        """A function is always ready."""
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = _check_batch(batch)
@@ -186,63 +304,33 @@ class FunctionBackend:
                              self.description)
 
 
-# ------------------------------------------------------------------ models: card -> backend
+# ------------------------------------------------------------------ a card's file -> backend
 
 
 BackendName = Literal["onnx", "torch"]
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".tar")
-# Padding to a generous multiple is harmless for fully convolutional nets, so a bare ONNX
-# file without a card is padded as if its networks downsampled 5 times.
-UNKNOWN_SIZE_MULTIPLE = 32
-
-
-@dataclass(frozen=True)
-class ModelContract:
-    """What the engine must respect to run a model (the relevant fields of its ModelCard)."""
-
-    name: str
-    #: The network takes RGB scaled to [0, rgb_range].
-    rgb_range: float = 1.0
-    size_multiple: int = 1
-    #: Run on the whole image only (no tiles, no flips): the output depends on frame position.
-    full_frame: bool = False
-    #: Receptive-field radius in RGB pixels beyond an output's 2x2 block; None: unknown.
-    context: int | None = None
-    #: Peak forward-pass memory per RGB pixel (sizes the auto tile); None: a CNN's estimate.
-    bytes_per_pixel: int | None = None
-    #: Output v in [0, 1] means black_level + v * (white_level - black_level) DN.
-    black_level: float = 0.0
-    white_level: float = 1024.0
-    camera: str | None = None
-
-    @classmethod
-    def from_card(cls, card: ModelCard) -> ModelContract:
-        return cls(name=card.name, rgb_range=card.rgb_range, size_multiple=card.size_multiple,
-                   full_frame=card.full_frame, context=card.context,
-                   bytes_per_pixel=card.bytes_per_pixel, black_level=float(card.black_level),
-                   white_level=float(card.white_level), camera=card.camera)
+BACKENDS: tuple[str, ...] = ("onnx", "torch")
 
 
 @dataclass
 class LoadedModel:
-    """A backend ready to run, with its contract. Keep it alive while running."""
+    """A backend ready to run, with the card it was opened from. Keep it alive while running."""
 
-    contract: ModelContract
+    card: ModelCard
     backend: Backend
-    #: Holds a temporary ONNX export alive for the backend's lifetime.
-    _scratch: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
     #: Tiles run at once (threads); more than 1 only for light models (`tiling.is_light`),
     #: whose backend then runs each tile on one thread.
     workers: int = 1
+    #: Holds a temporary ONNX export alive for the backend's lifetime.
+    _scratch: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    @property
+    def contract(self) -> CardContract:
+        """What the engine must respect: the card's contract over its architecture's."""
+        return self.card.contract
 
     @property
     def description(self) -> str:
-        return f"{self.contract.name} ({self.backend.description})"
-
-
-def _torch_backend_from_module(module: object, *, device: Device, fp16: bool,
-                               threads: int, name: str) -> TorchBackend:
-    return TorchBackend(module, device=device, fp16=fp16, threads=threads, name=name)  # type: ignore[arg-type]
+        return f"{self.card.name} ({self.backend.description})"
 
 
 def _onnx_from_module(module: object, *, size_multiple: int, device: Device, threads: int,
@@ -257,103 +345,58 @@ def _onnx_from_module(module: object, *, size_multiple: int, device: Device, thr
     return OnnxBackend(path, device=device, threads=threads, providers=providers), scratch
 
 
-def load_model(model: str | os.PathLike[str] | ModelCard | None = None, *, camera: str = "generic",
-               backend: BackendName = "onnx", device: Device = "cpu", threads: int = 0,
-               fp16: bool = False, providers: list[str] | None = None,
-               arch: str | None = None) -> LoadedModel:
-    """Resolve `model` (zoo name, ModelCard, ``.onnx`` file or checkpoint + `arch`) and open it.
+def check_requirements(card: ModelCard, backend: BackendName) -> None:
+    """Raise, before anything loads, when an optional package the run needs is missing."""
+    from rgb2raw._optional import require
 
-    None means the camera's bundled default. Zoo models are fetched into the cache if needed
-    (`zoo.pull`, which honours RGB2RAW_OFFLINE). A torch checkpoint runs on the torch backend
-    directly, or is exported to a temporary ONNX file for the ONNX backend.
-    """
+    formats = {entry.format for entry in card.files}
+    if backend == "torch" or "onnx" not in formats:
+        require("torch", purpose=f"running model {card.name} from its torch weights")
+    if backend == "onnx" and "onnx" not in formats:
+        require("onnx", purpose=f"exporting model {card.name} to ONNX (backend onnx)")
+
+
+def open_model(card: ModelCard, *, backend: BackendName = "onnx", device: Device = "cpu",
+               threads: int = 0, fp16: bool = False, providers: list[str] | None = None,
+               background: bool = False) -> LoadedModel:
+    """Open the file of `card` that suits `backend`: its ONNX file, or its torch weights run
+    by torch or exported to a temporary ONNX file. Files are fetched first (`zoo.pull`).
+
+    `background` opens an ONNX file's session in a thread (see `OnnxBackend`): the caller
+    decodes its first image meanwhile, and `backend.ready()` raises any problem."""
     from rgb2raw import zoo
 
-    if backend not in ("onnx", "torch"):
+    if backend not in BACKENDS:
         raise Rgb2RawError(None, f"unknown backend {backend!r}; choose onnx or torch")
     if fp16 and backend != "torch":
-        raise Rgb2RawError(None, "fp16 is only available with --backend torch --device cuda")
-    if model is None:
-        model = zoo.default_model(camera)
-    if isinstance(model, zoo.ModelCard):
-        return _load_card(model, backend=backend, device=device, threads=threads, fp16=fp16,
-                          providers=providers)
-    path = Path(model)
-    local_card = zoo.find_local_card(path) if path.exists() else None
-    if local_card is not None and arch is None:  # a training run folder, or weights + card
-        return _load_card(local_card, backend=backend, device=device, threads=threads,
-                          fp16=fp16, providers=providers)
-    if path.suffix.lower() == ".onnx" or path.suffix.lower() in CHECKPOINT_SUFFIXES or path.exists():
-        return _load_file(path, camera=camera, backend=backend, device=device, threads=threads,
-                          fp16=fp16, providers=providers, arch=arch)
-    if arch is not None:
-        raise Rgb2RawError(None, "--arch is for a local checkpoint file; a zoo model knows its arch")
-    return _load_card(zoo.get_model(str(model)), backend=backend, device=device, threads=threads,
-                      fp16=fp16, providers=providers)
-
-
-def _load_card(card: ModelCard, *, backend: BackendName, device: Device, threads: int,
-               fp16: bool, providers: list[str] | None) -> LoadedModel:
-    from rgb2raw import zoo
-
-    contract = ModelContract.from_card(card)
+        raise Rgb2RawError(None, "fp16 is only available with the torch backend on cuda")
+    formats = {entry.format: entry for entry in reversed(card.files)}
+    if backend == "torch" and "torch" not in formats:
+        raise Rgb2RawError(None, f"model {card.name} has no torch weights (only onnx): it runs "
+                                 "on the onnx backend only")
+    check_requirements(card, backend)
     zoo.pull(card)
-    by_format = {entry.format: zoo.file_path(card, entry) for entry in reversed(card.files)}
-    if backend == "onnx" and "onnx" in by_format:
+    contract = card.contract
+    if backend == "onnx" and "onnx" in formats:
         # A light model on the CPU spends the threads on tiles in parallel, one thread each.
-        workers = tile_workers(card.bytes_per_pixel, threads) if device == "cpu" else 1
-        return LoadedModel(contract, OnnxBackend(by_format["onnx"], device=device,
-                                                 threads=1 if workers > 1 else threads,
-                                                 providers=providers), workers=workers)
-    if "torch" not in by_format:
-        raise Rgb2RawError(None, f"model {card.name} has no torch weights (only onnx); "
-                                 "use --backend onnx")
+        workers = tile_workers(contract.bytes_per_pixel, threads) if device == "cpu" else 1
+        session = OnnxBackend(zoo.file_path(card, formats["onnx"]), device=device,
+                              threads=1 if workers > 1 else threads, providers=providers,
+                              light=is_light(contract.bytes_per_pixel), background=background)
+        return LoadedModel(card, session, workers=workers)
+    if card.arch is None:
+        raise Rgb2RawError(None, f"model {card.name} names no architecture to build its "
+                                 "torch weights with")
     from rgb2raw.nets import load_checkpoint
 
-    module = load_checkpoint(by_format["torch"], card.arch)
+    module = load_checkpoint(zoo.file_path(card, formats["torch"]), card.arch)
     if backend == "torch":
-        return LoadedModel(contract, _torch_backend_from_module(
-            module, device=device, fp16=fp16, threads=threads, name=card.name))
-    onnx_backend, scratch = _onnx_from_module(module, size_multiple=card.size_multiple,
+        return LoadedModel(card, TorchBackend(module, device=device, fp16=fp16,
+                                              threads=threads, name=card.name))
+    onnx_backend, scratch = _onnx_from_module(module, size_multiple=contract.size_multiple,
                                               device=device, threads=threads,
                                               providers=providers, name=card.name)
-    return LoadedModel(contract, onnx_backend, scratch)
-
-
-def _load_file(path: Path, *, camera: str, backend: BackendName, device: Device, threads: int,
-               fp16: bool, providers: list[str] | None, arch: str | None) -> LoadedModel:
-    if not path.is_file():
-        raise Rgb2RawError(path, "no such model file")
-    if path.suffix.lower() == ".onnx":
-        if backend == "torch":
-            raise Rgb2RawError(path, "an onnx file runs on --backend onnx only")
-        # Without a card: challenge convention ([0, 1] of 1024), generous padding.
-        contract = ModelContract(name=path.stem, size_multiple=UNKNOWN_SIZE_MULTIPLE,
-                                 camera=camera)
-        return LoadedModel(contract, OnnxBackend(path, device=device, threads=threads,
-                                                 providers=providers))
-    if arch is None:
-        raise Rgb2RawError(path, "a checkpoint needs --arch (unet or liteisp) to be loaded")
-    from rgb2raw.cameras import get_camera
-    from rgb2raw.nets import load_checkpoint
-
-    module = load_checkpoint(path, arch)
-    multiple = int(getattr(module, "size_multiple", UNKNOWN_SIZE_MULTIPLE))
-    if arch == "liteisp":
-        # MiAlgo's network outputs values normalised between the camera's levels.
-        profile = get_camera(camera)
-        contract = ModelContract(name=path.stem, size_multiple=multiple, camera=camera,
-                                 black_level=profile.black_level, white_level=profile.white_level)
-    else:
-        contract = ModelContract(name=path.stem, size_multiple=multiple, camera=camera)
-    if backend == "torch":
-        return LoadedModel(contract, _torch_backend_from_module(
-            module, device=device, fp16=fp16, threads=threads, name=path.stem))
-    onnx_backend, scratch = _onnx_from_module(module, size_multiple=multiple, device=device,
-                                              threads=threads, providers=providers,
-                                              name=path.stem)
-    return LoadedModel(contract, onnx_backend, scratch)
-
+    return LoadedModel(card, onnx_backend, _scratch=scratch)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -362,12 +405,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 __all__ = [
-    "CHECKPOINT_SUFFIXES",
+    "BACKENDS",
     "DEVICES",
     "BackendName",
     "LoadedModel",
-    "ModelContract",
-    "load_model",
+    "check_requirements",
+    "open_model",
     "PROVIDER_ALIASES",
     "Backend",
     "Device",

@@ -1,206 +1,393 @@
-"""Batch bookkeeping for `infer`: which files, grouped how, on which shard, written where.
+"""Many images: skip/overwrite, stitching, and the run loop of `infer_paths`.
 
-Every input gets a *relative path*: its path below the folder it was found in (or just its
-name when given as a file). Relative paths decide everything that must be reproducible across
-machines and runs: the sorted order, the shard a file goes to, the output path (the output
-folder mirrors the input sub-folders) and the per-file noise seed.
-
-A *job* is the unit of work: one image, or all crops of one challenge scene to be stitched
-into a frame. Shards split jobs, never files, so a stitched scene is never split.
+What to run is planned by `rgb2raw.jobs` (discovery, scenes, shards, output paths, seeds).
+`infer_paths` is then one plain loop over the jobs. Around it, a reader thread decodes the
+next job while the current one computes, and a writer thread quantises and writes finished
+outputs: decode, compute and write overlap, and at most `READ_AHEAD` decoded jobs and
+`WRITE_BEHIND` unwritten outputs exist at once, so memory stays flat however many files.
 """
 
 from __future__ import annotations
 
-import hashlib
+import itertools
+import logging
 import os
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from rgb2raw._atomic import TEMP_PREFIX
-from rgb2raw.errors import Rgb2RawError
-from rgb2raw.rgb import IMAGE_SUFFIXES
-from rgb2raw.stitch import parse_crop_stem
+from rgb2raw.errors import OutputExists, Rgb2RawError
+from rgb2raw.jobs import (
+    InputFile,
+    Job,
+    discover_inputs,
+    file_seed,
+    find_collisions,
+    output_rel,
+    plan_jobs,
+    shard_jobs,
+)
+from rgb2raw.rgb import DEFAULT_MAX_PIXELS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from rgb2raw.backends import LoadedModel
+    from rgb2raw.cameras import CameraProfile
+    from rgb2raw.pipeline import RunSettings
+
+log = logging.getLogger("rgb2raw.batch")
+
+
+# ------------------------------------------------------------------------------ the run
+
+OutputFormat = Literal["packed", "unpacked", "dng"]
+OUTPUT_FORMATS: tuple[str, ...] = ("packed", "unpacked", "dng")
+StitchMode = Literal["auto", "off"]
+Status = Literal["written", "skipped", "failed"]
+#: Jobs decoded ahead of the one computing, and outputs computed but not yet written.
+READ_AHEAD = 1
+WRITE_BEHIND = 2
 
 
 @dataclass(frozen=True)
-class InputFile:
-    """An input image: where it is, and its path relative to the input it was found under."""
+class OutputSettings:
+    """What to write: format, optional noise, and what to do about existing outputs."""
 
-    path: Path
-    rel: PurePosixPath
-
-
-@dataclass(frozen=True)
-class Job:
-    """One image, or (when `scene` is set) a scene's crops in row-major order to stitch."""
-
-    files: tuple[InputFile, ...]
-    scene: str | None = None
-    #: Set when the files cannot be processed at all; reported as failed, one line each.
-    problem: str | None = None
+    format: OutputFormat = "packed"
+    noise: bool = False
+    #: ISO for the noise model; None means the camera's base ISO.
+    iso: float | None = None
+    seed: int = 0
+    skip_existing: bool = False
+    overwrite: bool = False
 
     @property
-    def key(self) -> PurePosixPath:
-        """Sort key: the relative path of the job's first file."""
-        return self.files[0].rel
+    def suffix(self) -> str:
+        return ".dng" if self.format == "dng" else ".npy"
 
 
-def _is_image(path: Path, pattern: str | None) -> bool:
-    if path.name.startswith(".") or path.name.startswith(TEMP_PREFIX):
+@dataclass(frozen=True)
+class FileResult:
+    """The outcome for one input file."""
+
+    path: Path
+    output: Path | None
+    status: Status
+    problem: str = ""
+    #: RGB pixels processed (0 when skipped or failed).
+    pixels: int = 0
+    #: The error behind a failure, when it was one of ours (`OutputExists` for a kept output).
+    error: Rgb2RawError | None = None
+
+
+class BatchProgress(Protocol):
+    """Receives the batch's size, then one result per input file (e.g. a progress bar)."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, result: FileResult) -> None: ...
+
+
+@dataclass
+class BatchReport:
+    """Every file's outcome and the wall time of the run."""
+
+    results: list[FileResult]
+    seconds: float
+    model: str
+
+    def count(self, status: Status) -> int:
+        return sum(result.status == status for result in self.results)
+
+    @property
+    def failures(self) -> list[FileResult]:
+        return [result for result in self.results if result.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def megapixels(self) -> float:
+        return sum(result.pixels for result in self.results) / 1e6
+
+
+def should_stitch(model: LoadedModel, camera: CameraProfile, mode: StitchMode) -> bool:
+    """`auto`: stitch complete scenes when the model needs frames, or when a crop's side is not
+    a multiple of the model's (each crop would be padded at its borders; the frame needs none)."""
+    from rgb2raw.tiling import tile_multiple
+
+    if mode == "off":
         return False
-    if pattern is not None:
-        return path.match(pattern)
-    return path.suffix.lower() in IMAGE_SUFFIXES
+    multiple = tile_multiple(model.contract.size_multiple)
+    return model.contract.full_frame or camera.rgb_crop % multiple != 0
 
 
-def discover_inputs(inputs: Sequence[str | os.PathLike[str]], *, recursive: bool = False,
-                    pattern: str | None = None) -> list[InputFile]:
-    """Expand files and folders into input files sorted by relative path.
+@dataclass
+class _Unit:
+    """What one forward pass computes: an image and the files its output goes to (a stitched
+    frame's output is split back into its crops), or the problem that stopped its decoding."""
 
-    A folder contributes the images directly in it (all levels with `recursive`), chosen by
-    `pattern` (a glob such as ``*.jpg`` matched against names) or else by image suffix. Two
-    inputs with the same relative path would write the same output, so that is an error.
+    files: tuple[InputFile, ...]
+    image: np.ndarray | None = None
+    problem: str | None = None
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a failure of one job (the batch goes on)."""
+    if isinstance(exc, Rgb2RawError):
+        return exc.problem if exc.path is None else str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory (try smaller tiles)"
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+
+def _ours(exc: BaseException) -> Rgb2RawError | None:
+    return exc if isinstance(exc, Rgb2RawError) else None
+
+
+class _Job:
+    """How to decode, compute and write the files of one `infer_paths` call."""
+
+    def __init__(self, model: LoadedModel, camera: CameraProfile, run: RunSettings,
+                 out: OutputSettings, max_pixels: int, output_for: Callable[[InputFile], Path]):
+        self.model, self.camera, self.run, self.out = model, camera, run, out
+        self.max_pixels = max_pixels
+        self.output_for = output_for
+
+    def existing(self, entry: InputFile) -> FileResult | None:
+        """A skip or failure result when the output exists, else None (go ahead)."""
+        target = self.output_for(entry)
+        if not target.exists() or self.out.overwrite:
+            return None
+        if self.out.skip_existing:
+            return FileResult(entry.path, target, "skipped")
+        error = OutputExists(target)
+        return FileResult(entry.path, target, "failed", str(error), error=error)
+
+    def read(self, entry: InputFile) -> np.ndarray:
+        """The image as decoded (uint8 for a JPEG): the engine converts it tile by tile."""
+        from rgb2raw.rgb import read_rgb
+
+        return read_rgb(entry.path, max_pixels=self.max_pixels, as_float=False)
+
+    def decode(self, job: Job) -> list[_Unit]:
+        """The units of `job` (reader thread): one image, a stitched frame, or the crops of a
+        scene that cannot be stitched, one by one."""
+        if job.scene is None:
+            return [_Unit(job.files, self.read(job.files[0]))]
+        import numpy as np
+
+        from rgb2raw.rgb import to_unit
+        from rgb2raw.stitch import crop_slices, frame_shape
+
+        grid = self.camera.crop_grid
+        first = self.read(job.files[0])
+        frame = np.empty(frame_shape(grid, first.shape), dtype=first.dtype)
+        for index, entry in enumerate(job.files):
+            crop = first if index == 0 else self.read(entry)
+            if crop.dtype != frame.dtype:  # e.g. one 16-bit PNG among 8-bit crops
+                frame = frame if frame.dtype == np.float32 else to_unit(frame)
+                crop = to_unit(crop)
+            if crop.shape != first.shape:
+                problem = (f"is {crop.shape[1]}x{crop.shape[0]} but {job.files[0].path.name} is "
+                           f"{first.shape[1]}x{first.shape[0]}; scene {job.scene} cannot be stitched")
+                if self.model.contract.full_frame:
+                    raise Rgb2RawError(entry.path, problem)
+                log.warning("%s: %s; running its crops one by one", entry.path, problem)
+                return [self.decode_one(e) for e in job.files]
+            frame[crop_slices(index, grid, first.shape[:2])] = crop
+        return [_Unit(job.files, frame)]
+
+    def decode_one(self, entry: InputFile) -> _Unit:
+        try:
+            return _Unit((entry,), self.read(entry))
+        except Exception as exc:  # noqa: BLE001 - one bad crop must not stop its scene
+            return _Unit((entry,), problem=_describe(exc))
+
+    def compute(self, unit: _Unit) -> list[np.ndarray]:
+        """The model's output for each file of `unit` (main thread)."""
+        from rgb2raw.pipeline import predict
+        from rgb2raw.stitch import split_frame
+
+        assert unit.image is not None
+        box = None
+        if len(unit.files) == 1 and self.model.contract.shading is not None:
+            from rgb2raw.stitch import crop_box
+
+            side = self.camera.rgb_crop
+            box = crop_box(unit.files[0].path.stem, unit.image.shape[:2],
+                           self.camera.crop_grid, (side, side))
+        values = predict(unit.image, self.model, self.run, box=box)
+        unit.image = None  # the decoded input is not needed any more
+        if len(unit.files) == 1:
+            return [values]
+        return split_frame(values, self.camera.crop_grid)
+
+    def write(self, entry: InputFile, values: np.ndarray) -> FileResult:
+        """Noise, levels and write for one file's model output (writer thread)."""
+        import numpy as np
+
+        from rgb2raw.pipeline import add_camera_noise, quantise
+
+        try:
+            target = self.output_for(entry)
+            contract = self.model.contract
+            if self.out.noise:
+                rng = np.random.default_rng(file_seed(self.out.seed, entry.rel))
+                values = add_camera_noise(values, contract, self.camera, iso=self.out.iso,
+                                          rng=rng)
+            dn = quantise(values, contract, noisy=self.out.noise)
+            _write(target, dn, self.out, self.camera)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+            return FileResult(entry.path, None, "failed", _describe(exc), error=_ours(exc))
+        return FileResult(entry.path, target, "written", pixels=4 * values.shape[0] * values.shape[1])
+
+
+def _write(path: Path, dn: np.ndarray, settings: OutputSettings, camera: CameraProfile) -> None:
+    overwrite = settings.overwrite or settings.skip_existing
+    if settings.format == "dng":
+        from rgb2raw.dng import write_dng
+
+        write_dng(path, dn, camera, overwrite=overwrite)
+    else:
+        from rgb2raw.raw import write_raw
+
+        write_raw(path, dn, layout=settings.format, overwrite=overwrite)
+
+
+def _check_output(inputs: Sequence[str | os.PathLike[str]], target: Path,
+                  out: OutputSettings) -> bool:
+    """Whether `target` is the output file of a single input (else a folder); raises when the
+    output path cannot work."""
+    single = (len(inputs) == 1 and Path(inputs[0]).is_file()
+              and target.suffix.lower() in (".npy", ".dng"))
+    if single and target.suffix.lower() != out.suffix:
+        raise Rgb2RawError(target, f"the {out.format} format writes {out.suffix} files")
+    if not single and target.suffix.lower() in (".npy", ".dng") and not target.is_dir():
+        raise Rgb2RawError(target, "names a file, but the inputs need an output folder")
+    if not single and target.exists() and not target.is_dir():
+        raise Rgb2RawError(target, "exists and is not a folder")
+    return single
+
+
+def infer_paths(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
+                model: LoadedModel, camera: CameraProfile, *,
+                run: RunSettings | None = None, out: OutputSettings | None = None,
+                stitch: StitchMode = "auto", recursive: bool = False, pattern: str | None = None,
+                shard: tuple[int, int] = (0, 1), max_pixels: int = DEFAULT_MAX_PIXELS,
+                progress: BatchProgress | None = None) -> BatchReport:
+    """Run `model` on files and folders, writing one RAW per image under `output`.
+
+    `output` is a folder mirroring the inputs' sub-folders, or, for a single input file, may
+    be the output file itself (``.npy``/``.dng``). Failures are collected, not raised: the
+    report lists them and every other file is still processed. Problems with the run as a
+    whole (no inputs, a bad output path) raise `Rgb2RawError`.
     """
-    found: dict[PurePosixPath, InputFile] = {}
-    for given in inputs:
-        root = Path(given)
-        if root.is_dir():
-            candidates = root.rglob("*") if recursive else root.glob("*")
-            entries = [InputFile(p, PurePosixPath(p.relative_to(root).as_posix()))
-                       for p in candidates if p.is_file() and _is_image(p, pattern)]
-        elif root.is_file():
-            entries = [InputFile(root, PurePosixPath(root.name))]
-        else:
-            raise Rgb2RawError(root, "no such file or folder")
-        for entry in entries:
-            previous = found.get(entry.rel)
-            if previous is not None and previous.path.resolve() != entry.path.resolve():
-                raise Rgb2RawError(entry.path, f"has the same relative path as {previous.path}; "
-                                               "outputs would collide")
-            found[entry.rel] = entry
-    return [found[rel] for rel in sorted(found)]
+    from rgb2raw.pipeline import RunSettings
 
+    started = time.perf_counter()
+    run = run or RunSettings()
+    out = out or OutputSettings()
+    if out.format not in OUTPUT_FORMATS:
+        raise Rgb2RawError(None, f"unknown output format {out.format!r}")
+    files = discover_inputs(inputs, recursive=recursive, pattern=pattern)
+    if not files:
+        raise Rgb2RawError(None, "no input images found")
+    target = Path(output)
+    single_target = _check_output(inputs, target, out)
 
-def output_rel(rel: PurePosixPath, suffix: str) -> PurePosixPath:
-    """The output's relative path: the input's, with the output suffix."""
-    return rel.with_suffix(suffix)
+    def output_for(entry: InputFile) -> Path:
+        return target if single_target else target / output_rel(entry.rel, out.suffix)
 
+    collisions = find_collisions(files, out.suffix)
+    stitching = should_stitch(model, camera, stitch)
+    if model.contract.full_frame and not stitching:
+        log.warning("model %s needs whole frames but stitching is off: crops run one by one",
+                    model.contract.name)
+    jobs = plan_jobs([f for f in files if f.rel not in collisions],
+                     crops_per_frame=camera.crops_per_frame, stitch=stitching,
+                     require_frames=model.contract.full_frame)
+    jobs += [Job((f,), problem=collisions[f.rel]) for f in files if f.rel in collisions]
+    jobs = shard_jobs(jobs, *shard)
+    if progress is not None:
+        progress.start(sum(len(job.files) for job in jobs))
+    work = _Job(model, camera, run, out, max_pixels, output_for)
+    results: list[FileResult] = []
+    # Each file's outcome in input order: a result, or the write that will produce it.
+    outcomes: deque[FileResult | Future[FileResult]] = deque()
 
-def find_collisions(files: Iterable[InputFile], suffix: str) -> dict[PurePosixPath, str]:
-    """Inputs whose outputs would land on the same path (``a.jpg`` and ``a.png``): rel -> why."""
-    by_output: dict[PurePosixPath, list[InputFile]] = defaultdict(list)
-    for entry in files:
-        by_output[output_rel(entry.rel, suffix)].append(entry)
-    return {entry.rel: f"output {out} would collide with "
-                       f"{', '.join(str(o.path) for o in group if o is not entry)}"
-            for out, group in by_output.items() if len(group) > 1 for entry in group}
+    def settle(keep: int) -> None:
+        """Collect finished outcomes in order until at most `keep` writes are pending."""
+        while outcomes and (isinstance(outcomes[0], FileResult)
+                            or sum(isinstance(o, Future) for o in outcomes) > keep):
+            head = outcomes.popleft()
+            result = head if isinstance(head, FileResult) else head.result()
+            results.append(result)
+            if progress is not None:
+                progress.advance(result)
 
+    def decode(job: Job) -> tuple[dict[PurePosixPath, FileResult], list[_Unit]]:
+        early = {entry.rel: found for entry in job.files
+                 if (found := work.existing(entry)) is not None}
+        if job.problem is not None or len(early) == len(job.files):
+            return early, []
+        return early, work.decode(job)
 
-def group_scenes(files: Sequence[InputFile], crops_per_frame: int
-                 ) -> tuple[dict[tuple[str, str], list[InputFile | None]], list[InputFile]]:
-    """Split files into challenge scenes (by folder and scene name) and other files.
-
-    Each scene maps to a list indexed by crop number (None where a crop is missing). A name
-    whose index is past the grid is not a crop of that grid and counts as an ordinary file.
-    """
-    scenes: dict[tuple[str, str], list[InputFile | None]] = {}
-    others: list[InputFile] = []
-    for entry in files:
-        parsed = parse_crop_stem(entry.rel.stem)
-        if parsed is None or parsed[1] >= crops_per_frame:
-            others.append(entry)
-            continue
-        scene, index = parsed
-        key = (entry.rel.parent.as_posix(), scene)
-        slots = scenes.setdefault(key, [None] * crops_per_frame)
-        if slots[index] is not None:  # e.g. 12_3.jpg and 12_3.png
-            others.append(entry)
-            continue
-        slots[index] = entry
-    return scenes, others
-
-
-def plan_jobs(files: Sequence[InputFile], *, crops_per_frame: int, stitch: bool,
-              require_frames: bool) -> list[Job]:
-    """Group files into jobs sorted by key.
-
-    With `stitch`, a scene whose crops are all present becomes one job. With `require_frames`
-    (a full-frame model), each crop of an incomplete scene becomes a job carrying a problem.
-    """
-    if not stitch:
-        return [Job((entry,)) for entry in files]
-    scenes, others = group_scenes(files, crops_per_frame)
-    jobs = [Job((entry,)) for entry in others]
-    for (_folder, scene), slots in scenes.items():
-        present = [entry for entry in slots if entry is not None]
-        if len(present) == crops_per_frame:
-            jobs.append(Job(tuple(present), scene=scene))
-        elif require_frames:
-            missing = [str(i) for i, entry in enumerate(slots) if entry is None]
-            shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
-            problem = (f"scene {scene} has {len(present)} of {crops_per_frame} crops (missing "
-                       f"{shown}); this model needs full frames")
-            jobs.extend(Job((entry,), problem=problem) for entry in present)
-        else:
-            jobs.extend(Job((entry,)) for entry in present)
-    jobs.sort(key=lambda job: job.key)
-    return jobs
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` -> (I, N) with 0 <= I < N."""
-    try:
-        index_text, count_text = text.split("/")
-        index, count = int(index_text), int(count_text)
-    except ValueError:
-        raise Rgb2RawError(None, f"--shard must look like I/N (e.g. 0/4), got {text!r}") from None
-    if count < 1 or not 0 <= index < count:
-        raise Rgb2RawError(None, f"--shard {text}: need 0 <= I < N")
-    return index, count
-
-
-def shard_from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> tuple[int, int]:
-    """(RANK, WORLD_SIZE) as set by torchrun, or (0, 1) when not under a launcher."""
-    env = os.environ if environ is None else environ
-    try:
-        rank, world = int(env.get("RANK", "0")), int(env.get("WORLD_SIZE", "1"))
-    except ValueError:
-        raise Rgb2RawError(None, "RANK and WORLD_SIZE must be integers") from None
-    if world < 1 or not 0 <= rank < world:
-        raise Rgb2RawError(None, f"RANK={rank} WORLD_SIZE={world}: need 0 <= RANK < WORLD_SIZE")
-    return rank, world
-
-
-def shard_jobs(jobs: Sequence[Job], index: int, count: int) -> list[Job]:
-    """Jobs of shard `index` of `count`: round-robin over jobs sorted by key.
-
-    Every shard sees the same sorted list, so the shards are disjoint and together cover it.
-    """
-    ordered = sorted(jobs, key=lambda job: job.key)
-    return ordered[index::count]
-
-
-def file_seed(seed: int, rel: PurePosixPath) -> int:
-    """A 64-bit seed for one file, fixed by the run's seed and the file's relative path.
-
-    The same file gets the same noise whatever the shard, order or machine.
-    """
-    digest = hashlib.sha256(f"{seed}\0{rel.as_posix()}".encode()).digest()
-    return int.from_bytes(digest[:8], "little")
+    with ThreadPoolExecutor(1, thread_name_prefix="rgb2raw-read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="rgb2raw-write") as writer:
+        decoded: deque[tuple[Job, Future[tuple[dict[PurePosixPath, FileResult], list[_Unit]]]]]
+        decoded = deque()
+        queue = iter(jobs)
+        for job in itertools.islice(queue, READ_AHEAD):
+            decoded.append((job, reader.submit(decode, job)))
+        model.backend.ready()  # a model that cannot open fails the run, not each file
+        while decoded:
+            job, pending = decoded.popleft()
+            following = next(queue, None)
+            if following is not None:
+                decoded.append((following, reader.submit(decode, following)))
+            outputs: dict[PurePosixPath, FileResult | Future[FileResult]] = {}
+            try:
+                early, units = pending.result()
+                outputs.update(early)
+                if job.problem is not None:
+                    outputs = {f.rel: FileResult(f.path, None, "failed", job.problem)
+                               for f in job.files}
+                for unit in units:
+                    if unit.problem is not None:
+                        outputs.update({f.rel: FileResult(f.path, None, "failed", unit.problem)
+                                        for f in unit.files})
+                        continue
+                    for entry, values in zip(unit.files, work.compute(unit), strict=True):
+                        if entry.rel not in outputs:
+                            outputs[entry.rel] = writer.submit(work.write, entry, values)
+            except Exception as exc:  # noqa: BLE001 - a failed job fails its files, not the batch
+                problem = _describe(exc)
+                outputs.update({f.rel: FileResult(f.path, None, "failed", problem,
+                                                  error=_ours(exc))
+                                for f in job.files if f.rel not in outputs})
+            outcomes.extend(outputs[f.rel] for f in job.files)
+            settle(WRITE_BEHIND)
+        settle(0)
+    return BatchReport(results, time.perf_counter() - started, model.description)
 
 
 __all__ = [
-    "InputFile",
-    "Job",
-    "discover_inputs",
-    "file_seed",
-    "find_collisions",
-    "group_scenes",
-    "output_rel",
-    "parse_shard",
-    "plan_jobs",
-    "shard_from_env",
-    "shard_jobs",
+    "OUTPUT_FORMATS",
+    "READ_AHEAD",
+    "WRITE_BEHIND",
+    "BatchProgress",
+    "BatchReport",
+    "FileResult",
+    "OutputFormat",
+    "OutputSettings",
+    "StitchMode",
+    "infer_paths",
+    "should_stitch",
 ]

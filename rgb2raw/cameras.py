@@ -9,17 +9,22 @@ sum to one (white stays white, before white balance).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from rgb2raw.bayer import CfaPattern
 from rgb2raw.errors import Rgb2RawError
+
+# numpy is imported inside the methods that compute with it: the CLI reads the camera names
+# (for --help and shell completion) without paying for numpy.
+if TYPE_CHECKING:
+    import numpy as np
+
+    from rgb2raw.bayer import CfaPattern
 
 Matrix3 = tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
 
 # Linear sRGB (D65) -> CIE XYZ, from the sRGB standard (IEC 61966-2-1).
-SRGB_TO_XYZ = np.array(
-    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+SRGB_TO_XYZ: Matrix3 = (
+    (0.4124564, 0.3575761, 0.1804375), (0.2126729, 0.7151522, 0.0721750), (0.0193339, 0.1191920, 0.9503041)
 )
 
 
@@ -50,12 +55,16 @@ class CameraProfile:
     @property
     def rgb_to_cam(self) -> np.ndarray:
         """Linear sRGB -> camera RGB (3x3, rows sum to 1)."""
-        matrix = np.asarray(self.xyz_to_cam, dtype=np.float64) @ SRGB_TO_XYZ
+        import numpy as np
+
+        matrix = np.asarray(self.xyz_to_cam, dtype=np.float64) @ np.asarray(SRGB_TO_XYZ)
         return matrix / matrix.sum(axis=1, keepdims=True)
 
     @property
     def cam_to_rgb(self) -> np.ndarray:
         """Camera RGB -> linear sRGB (3x3): the inverse of `rgb_to_cam`."""
+        import numpy as np
+
         return np.linalg.inv(self.rgb_to_cam)
 
     @property
@@ -67,6 +76,8 @@ class CameraProfile:
 
         Shot noise grows linearly with the analogue gain, read noise with its square.
         """
+        import numpy as np
+
         gain = 1.0 if iso is None else iso / self.base_iso
         return self.noise_shot * gain * np.clip(signal, 0, None) + self.noise_read * gain**2
 

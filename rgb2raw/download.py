@@ -7,8 +7,8 @@ flaky connections, by several processes at once (a batch job, a notebook). So a 
 * retries connection errors, timeouts and 5xx answers with exponential backoff (never a 4xx:
   those do not heal by waiting),
 * is hashed while it streams and moved into place with `os.replace` only when the pin matches,
-* holds a cross-process lock (``<target>.lock``) so one process downloads while the others
-  wait and then find the verified file,
+* holds a cross-process lock (``<target>.lock``, the `filelock` package) so one process
+  downloads while the others wait and then find the verified file,
 * leaves a record ``<target>.verified.json`` so later runs trust the file after one `stat`.
 
 Pins are git blob SHA-1s (what GitHub shows for a file: ``sha1(b"blob <size>\\0" + bytes)``) or
@@ -186,69 +186,38 @@ def pin_mismatch(git_blob: str, sha256: str, *, expected_git_blob: str | None,
 @contextlib.contextmanager
 def file_lock(path: str | os.PathLike[str], *, timeout: float = LOCK_TIMEOUT,
               poll: float = 0.05) -> Iterator[None]:
-    """Hold an exclusive cross-process lock on `path` (created if needed) for the block.
+    """Hold an exclusive cross-process lock on `path` for the block (the `filelock` package:
+    ``flock`` on POSIX, ``msvcrt`` on Windows); waiting longer than `timeout` is an error.
 
-    POSIX uses `fcntl.flock`; Windows `msvcrt.locking`. The lock file is removed on release.
-    Because a waiter may have opened the file just before the holder removed it, a lock is only
-    taken as held once the locked file is still the one at `path` (same inode); otherwise retry.
+    The lock file stays behind, empty, after release: removing it would let a waiter lock a
+    file that is no longer the one at `path`.
     """
+    from filelock import FileLock, Timeout
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + timeout
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        if _try_lock(fd):
-            try:
-                same = os.name == "nt" or os.fstat(fd).st_ino == os.stat(path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            _unlock(fd)
-        os.close(fd)
-        if time.monotonic() > deadline:
-            raise Rgb2RawError(path, f"still locked by another process after {timeout:.0f} s")
-        time.sleep(poll)
+    lock = FileLock(path, timeout=timeout, poll_interval=poll)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise Rgb2RawError(path, f"still locked by another process after {timeout:.0f} s") from None
     try:
         yield
     finally:
-        # Unlink while still holding the lock, so nobody can lock this inode after us.
-        if os.name != "nt":
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-        _unlock(fd)
-        os.close(fd)
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        if os.name == "nt":
-            import msvcrt
-
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True
-
-
-def _unlock(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        if os.name == "nt":
-            import msvcrt
-
-            os.lseek(fd, 0, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        lock.release()
 
 
 # --------------------------------------------------------------------------------- fetching
+
+
+SUPPORTED_SCHEMES = ("https", "http")
+
+
+def check_url(url: str) -> None:
+    """Refuse at once a URL no retry can fetch (file://, ftp://, a bare path or host)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.lower() not in SUPPORTED_SCHEMES or not rest.strip("/"):
+        raise Rgb2RawError(url, "unsupported URL: expected an http:// or https:// address")
 
 
 def fetch(
@@ -275,6 +244,7 @@ def fetch(
     """
     if git_blob_sha1 is None and sha256 is None:
         raise ValueError("fetch needs a git_blob_sha1 or sha256 pin")
+    check_url(url)
     import requests
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)

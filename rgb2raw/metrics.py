@@ -72,19 +72,6 @@ def _as_cv_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return _as_cv_input(pred), _as_cv_input(gt)
 
 
-def _channels(array: np.ndarray) -> list[np.ndarray]:
-    """Split (H, W) or (H, W, C) into contiguous (H, W) planes."""
-    if array.ndim == 2:
-        return [array]
-    if array.ndim != 3:
-        raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {array.shape}")
-    if array.shape[2] == 1:
-        return [np.ascontiguousarray(array[:, :, 0])]
-    if array.shape[2] <= 4:  # cv2.split handles up to 4 channels in one C call
-        return list(cv2.split(array))
-    return [np.ascontiguousarray(array[:, :, c]) for c in range(array.shape[2])]
-
-
 def _check_pair(pred: np.ndarray, gt: np.ndarray) -> None:
     if pred.shape != gt.shape:
         raise ValueError(f"shapes differ: {pred.shape} vs {gt.shape}")
@@ -111,6 +98,15 @@ class SsimWorkspace:
         # filters works on that interior alone.
         interior = (max(height - 2 * SSIM_CROP, 0), max(width - 2 * SSIM_CROP, 0))
         self.scratch = [np.empty(interior) for _ in range(4)]
+        # One channel of each image at a time, extracted into these (by dtype).
+        self._channel_planes: dict[np.dtype, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _planes_for(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        planes = self._channel_planes.get(dtype)
+        if planes is None:
+            planes = self._channel_planes[dtype] = (np.empty(self.shape, dtype),
+                                                    np.empty(self.shape, dtype))
+        return planes
 
     def _filter(self, src: np.ndarray, dst: np.ndarray) -> None:
         cv2.sepFilter2D(src, cv2.CV_64F, _KERNEL, _KERNEL, dst=dst, borderType=cv2.BORDER_REFLECT)
@@ -158,10 +154,23 @@ class SsimWorkspace:
         if pred.shape[:2] != self.shape:
             raise ValueError(f"workspace is for {self.shape} planes, got {pred.shape[:2]}")
         pred, gt = _as_cv_pair(pred, gt)
-        x_planes = _channels(pred)
-        y_planes = _channels(gt)
-        per_channel = [self.ssim_plane(x, y, data_range) for x, y in zip(x_planes, y_planes, strict=True)]
-        return float(np.mean(per_channel))
+        if pred.ndim == 2:
+            return self.ssim_plane(pred, gt, data_range)
+        if pred.shape[2] == 1:
+            return self.ssim_plane(pred[:, :, 0], gt[:, :, 0], data_range)
+        # Extracting into the same two planes channel after channel: cv2.split's fresh
+        # arrays cost page faults (~1 ms per image) whenever the allocator has trimmed.
+        x, y = self._planes_for(pred.dtype)
+        total = 0.0
+        for channel in range(pred.shape[2]):
+            if pred.shape[2] <= 4:  # what OpenCV sees as one multi-channel image
+                cv2.extractChannel(pred, channel, dst=x)
+                cv2.extractChannel(gt, channel, dst=y)
+            else:
+                np.copyto(x, pred[:, :, channel])
+                np.copyto(y, gt[:, :, channel])
+            total += self.ssim_plane(x, y, data_range)
+        return total / pred.shape[2]
 
 
 def psnr(pred: np.ndarray, gt: np.ndarray, *, data_range: float = 1.0) -> float:

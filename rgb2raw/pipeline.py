@@ -1,48 +1,48 @@
-"""Inference on images: the engine behind `rgb2raw infer`, usable from Python.
+"""The one-image engine: a model, one RGB image in, packed RAW DN out.
 
-    rgb (H, W, 3) in [0, 1] --tiles/TTA--> backend --blend--> v (H/2, W/2, 4) in model units
+    rgb (H, W, 3) in [0, 1] --tiles/TTA (or the whole frame)--> backend --> v (H/2, W/2, 4)
       --[noise]--> DN = black + v * (white - black), rounded once, clipped --> uint16
 
-A model is a `LoadedModel`: a `Backend` plus the `ModelContract` read from its `ModelCard`
-(input range, size multiple, whole frame or tiles, output levels). `load_model` builds one from
-a zoo name, a card, an ``.onnx`` file or a torch checkpoint; `infer_image` runs one image;
-`infer_paths` runs files and folders (see `rgb2raw.batch`) and returns a `BatchReport`.
+A model is a `LoadedModel`: a backend plus the `ModelCard` it was opened from; the engine reads
+the card's resolved contract (`ModelCard.contract`: the card's overrides over its
+architecture's defaults in `rgb2raw.nets.REGISTRY`) and nothing else. `load_model` resolves a
+zoo name, card, run folder, ``.onnx`` file or torch checkpoint and opens it; `infer_image`
+runs one image. Many files are `rgb2raw.batch`'s.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal, Protocol
 
 import numpy as np
 
-from rgb2raw import tiling, tta
-from rgb2raw.backends import LoadedModel, ModelContract, load_model
-from rgb2raw.batch import (
-    InputFile,
-    Job,
-    discover_inputs,
-    file_seed,
-    find_collisions,
-    output_rel,
-    plan_jobs,
-    shard_jobs,
-)
+from rgb2raw import levels, tiling, tta
+from rgb2raw.backends import BackendName, Device, LoadedModel, TorchBackend, open_model
 from rgb2raw.cameras import CameraProfile
 from rgb2raw.errors import Rgb2RawError
-from rgb2raw.raw import write_raw
-from rgb2raw.rgb import DEFAULT_MAX_PIXELS, read_rgb
-from rgb2raw.stitch import crop_slices, frame_shape, split_frame
+from rgb2raw.rgb import to_unit
+from rgb2raw.shading import FrameBox
+from rgb2raw.zoo import CardContract, ModelCard, resolve_model
 
-log = logging.getLogger("rgb2raw.pipeline")
 
-# ----------------------------------------------------------------------------- one image
+def load_model(model: str | os.PathLike[str] | ModelCard | None = None, *,
+               camera: str | None = None, arch: str | None = None,
+               backend: BackendName = "onnx", device: Device = "cpu", threads: int = 0,
+               fp16: bool = False, providers: list[str] | None = None,
+               background: bool = False) -> LoadedModel:
+    """Resolve `model` (`rgb2raw.zoo.resolve_model`) and open it on `backend`.
+
+    None means the camera's bundled default. Zoo models are fetched into the cache if needed
+    (`rgb2raw.zoo.pull`, which honours RGB2RAW_OFFLINE). A torch checkpoint runs on the torch
+    backend directly, or is exported to a temporary ONNX file for the ONNX backend. A missing
+    optional package is reported before anything loads. `background` opens an ONNX session
+    in a thread while the caller goes on (its problems surface at `model.backend.ready()`).
+    """
+    card = resolve_model(model, camera=camera, arch=arch)
+    return open_model(card, backend=backend, device=device, threads=threads, fp16=fp16,
+                      providers=providers, background=background)
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,8 @@ class RunSettings:
 
     #: Tile side in RGB pixels; 0 picks one from free memory; -1 runs the whole image at once.
     tile: int = 0
-    #: Tile overlap in RGB pixels; None: what the model needs (its card's context, stitched
-    #: exactly), or `tiling.DEFAULT_OVERLAP` with blending when the context is unknown.
+    #: Tile overlap in RGB pixels; None: what the model needs (its context, stitched exactly),
+    #: or `tiling.DEFAULT_OVERLAP` with blending when the context is unknown.
     overlap: int | None = None
     #: Tiles per backend call.
     batch_size: int = 1
@@ -60,82 +60,101 @@ class RunSettings:
     tta: int = 1
 
 
-def _tile_for(model: LoadedModel, settings: RunSettings) -> int | tuple[int, int]:
-    """Tile size for `plan_tiles`: 0 (whole image) for full-frame models or --tile -1."""
-    if model.contract.full_frame or settings.tile < 0:
+def _tile_for(model: LoadedModel, settings: RunSettings, image_hw: tuple[int, int]
+              ) -> int | tuple[int, int]:
+    """Tile size for `plan_tiles`: 0 (whole image) for full-frame models or a tile of -1."""
+    contract = model.contract
+    if contract.full_frame or settings.tile < 0:
         return 0
-    fixed = getattr(model.backend, "fixed_hw", None)
+    fixed = model.backend.fixed_hw
     if fixed is not None:  # a graph exported for one input size: tiles of exactly that size
         return int(fixed[0]), int(fixed[1])
-    if settings.tile == 0:
-        bytes_per_pixel = model.contract.bytes_per_pixel or tiling.DEFAULT_BYTES_PER_PIXEL
-        return tiling.auto_tile_size(model.contract.size_multiple, batch_size=settings.batch_size,
-                                     bytes_per_pixel=bytes_per_pixel, workers=model.workers)
-    return settings.tile
+    if settings.tile > 0:
+        return settings.tile
+    natural = contract.input_size
+    if natural is not None and image_hw[0] <= natural[0] and image_hw[1] <= natural[1]:
+        return 0  # what the authors ran in one pass (e.g. one challenge crop) stays one pass
+    bytes_per_pixel = contract.bytes_per_pixel or tiling.DEFAULT_BYTES_PER_PIXEL
+    side = tiling.auto_tile_size(contract.size_multiple, batch_size=settings.batch_size,
+                                 bytes_per_pixel=bytes_per_pixel, workers=model.workers)
+    return side if natural is None else max(side, *natural)
+
+
+def _frame_runner(model: LoadedModel) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The architecture's whole-frame runner on the model's torch backend, if it has one."""
+    spec = model.contract.frame_runner
+    backend = model.backend
+    if spec is None or not isinstance(backend, TorchBackend):
+        return None
+    from rgb2raw.nets import resolve_callable
+
+    runner = resolve_callable(spec)
+    return lambda batch: backend.run_frame(runner, batch)
 
 
 def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = None,
-            *, on_tiles: Callable[[int], None] | None = None) -> np.ndarray:
-    """The model's packed output for an (H, W, 3) [0, 1] image: float32 (H/2, W/2, 4), v units."""
+            *, on_tiles: Callable[[int], None] | None = None,
+            box: FrameBox | None = None) -> np.ndarray:
+    """The model's packed output for an (H, W, 3) image: float32 (H/2, W/2, 4), v units.
+
+    `rgb` is float in [0, 1], or uint8/uint16 as decoded (`rgb2raw.rgb.read_rgb` with
+    ``as_float=False``): then each tile is converted on its way to the network, with the same
+    arithmetic as a whole-image conversion, so the results are identical.
+
+    A model with lens shading (`CardContract.shading`) gets it by frame position: `box` says
+    where the image sits in its sensor frame; None means the image is the whole frame.
+    """
     settings = settings or RunSettings()
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] % 2 or rgb.shape[1] % 2:
         raise ValueError(f"expected (H, W, 3) RGB with even sides, got shape {rgb.shape}")
     contract = model.contract
     if contract.full_frame and settings.tta > 1:
         raise Rgb2RawError(None, f"model {contract.name} depends on the frame position; "
-                                 "--tta is not available for it")
+                                 "test-time augmentation is not available for it")
     scale = np.float32(contract.rgb_range)
+    runner = _frame_runner(model) if contract.full_frame else None
+
+    def prepare(tile: np.ndarray, out: np.ndarray) -> None:
+        """One (h, w, 3) tile into its (3, h, w) float32 batch slot, in [0, 1]: integer
+        images are converted here, tile by tile (`rgb2raw.rgb.to_unit`)."""
+        to_unit(tile.transpose(2, 0, 1), out=out)
 
     def run_batch(batch: np.ndarray) -> np.ndarray:
         if scale != 1:
-            batch = batch * scale
+            batch *= scale  # the batch is the engine's own buffer
+        if runner is not None:
+            return runner(batch)
         return model.backend.run(batch)
 
     def predict_one(image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
-        plan = tiling.plan_tiles(height, width, tile=_tile_for(model, settings),
+        plan = tiling.plan_tiles(height, width, tile=_tile_for(model, settings, (height, width)),
                                  overlap=settings.overlap, size_multiple=contract.size_multiple,
                                  context=contract.context)
         return tiling.infer_tiled(image, run_batch, plan, batch_size=settings.batch_size,
-                                  workers=model.workers, on_tiles=on_tiles)
+                                  workers=model.workers, on_tiles=on_tiles,
+                                  prepare=None if image.dtype.kind == "f" else prepare)
 
-    if settings.tta > 1:
-        return tta.predict_tta(rgb, predict_one, settings.tta)
-    return predict_one(rgb)
+    values = (tta.predict_tta(rgb, predict_one, settings.tta) if settings.tta > 1
+              else predict_one(rgb))
+    shading = contract.shading
+    if shading is not None:
+        # After the model, on the whole output: tiles and TTA never see the frame position.
+        values = shading.apply(values, box)
+    return values
 
 
-def to_dn(values: np.ndarray, contract: ModelContract, *, low: float | None = None) -> np.ndarray:
-    """Model units -> uint16 DN: ``black + v * (white - black)``, rounded once, clipped.
+def quantise(values: np.ndarray, contract: CardContract, *, noisy: bool = False) -> np.ndarray:
+    """Model units -> uint16 DN with the model's own rounding and clipping (its contract).
 
-    Clipped to [black, white] by default; `low` lowers the floor (noise may dip below black).
-    Works through the values in cache-sized chunks, so a 12 MP image costs no full-size float
-    temporary and each element is read from memory once.
+    Noise may take values under the black level, so `noisy` output keeps them (floor 0).
     """
-    black, white = contract.black_level, contract.white_level
-    span, offset = np.float32(white - black), np.float32(black)
-    floor = black if low is None else low
-    flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
-    result = np.empty(flat.shape, dtype=np.uint16)
-    scratch = np.empty(min(flat.size, _DN_CHUNK), dtype=np.float32)
-    for start in range(0, flat.size, _DN_CHUNK):
-        chunk = flat[start: start + _DN_CHUNK]
-        dn = scratch[: chunk.size]
-        np.multiply(chunk, span, out=dn)
-        # NaN and inf stay NaN or inf through the sum; check the whole chunk only then.
-        if not np.isfinite(dn.sum(dtype=np.float64)) and not np.isfinite(chunk).all():
-            raise Rgb2RawError(None, f"model {contract.name} produced NaN or infinite values")
-        dn += offset
-        np.rint(dn, out=dn)
-        np.clip(dn, floor, white, out=dn)
-        result[start: start + chunk.size] = dn
-    return result.reshape(np.shape(values))
+    low = 0.0 if noisy else contract.low
+    return levels.quantise(values, contract.levels, low=low, high=contract.white_level,
+                           rounding=contract.rounding, name=contract.name)
 
 
-# Elements per chunk of `to_dn`: 1 MiB of float32, well inside a core's L2 cache.
-_DN_CHUNK = 1 << 18
-
-
-def add_camera_noise(values: np.ndarray, contract: ModelContract, camera: CameraProfile, *,
+def add_camera_noise(values: np.ndarray, contract: CardContract, camera: CameraProfile, *,
                      iso: float | None, rng: np.random.Generator) -> np.ndarray:
     """Add the camera's shot/read noise to model-unit values, in the camera's linear signal.
 
@@ -145,273 +164,35 @@ def add_camera_noise(values: np.ndarray, contract: ModelContract, camera: Camera
     """
     from rgb2raw.isp import add_noise
 
-    black, white = contract.black_level, contract.white_level
-    span = camera.white_level - camera.black_level
-    signal = (black + values * (white - black) - camera.black_level) / span
-    noisy = add_noise(signal.astype(np.float32), camera, iso=iso, rng=rng, clip=False)
-    dn = noisy * span + camera.black_level
-    return ((dn - black) / (white - black)).astype(np.float32)
+    model_levels, camera_levels = contract.levels, levels.Levels.of(camera)
+    signal = camera_levels.normalise(model_levels.to_dn(values))
+    noisy = add_noise(signal, camera, iso=iso, rng=rng, clip=False)
+    return model_levels.normalise(camera_levels.to_dn(noisy))
 
 
 def infer_image(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = None, *,
                 camera: CameraProfile | None = None, noise: bool = False,
-                iso: float | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
-    """RAW for one (H, W, 3) [0, 1] RGB image: packed (H/2, W/2, 4) uint16 DN in model levels."""
-    values = predict(rgb, model, settings)
+                iso: float | None = None, rng: np.random.Generator | None = None,
+                box: FrameBox | None = None) -> np.ndarray:
+    """RAW for one (H, W, 3) [0, 1] RGB image: packed (H/2, W/2, 4) uint16 DN in model levels.
+
+    `box`: where the image sits in its sensor frame (None: it is the whole frame).
+    """
+    values = predict(rgb, model, settings, box=box)
     if not noise:
-        return to_dn(values, model.contract)
+        return quantise(values, model.contract)
     if camera is None or rng is None:
         raise ValueError("noise needs a camera profile and a random generator")
     noisy = add_camera_noise(values, model.contract, camera, iso=iso, rng=rng)
-    return to_dn(noisy, model.contract, low=0.0)
-
-
-# ----------------------------------------------------------------------------- files and batches
-
-OutputFormat = Literal["packed", "unpacked", "dng"]
-OUTPUT_FORMATS: tuple[str, ...] = ("packed", "unpacked", "dng")
-StitchMode = Literal["auto", "off"]
-Status = Literal["written", "skipped", "failed"]
-
-
-@dataclass(frozen=True)
-class OutputSettings:
-    """What to write: format, optional noise, and what to do about existing outputs."""
-
-    format: OutputFormat = "packed"
-    noise: bool = False
-    #: ISO for the noise model; None means the camera's base ISO.
-    iso: float | None = None
-    seed: int = 0
-    skip_existing: bool = False
-    overwrite: bool = False
-
-    @property
-    def suffix(self) -> str:
-        return ".dng" if self.format == "dng" else ".npy"
-
-
-@dataclass(frozen=True)
-class FileResult:
-    """The outcome for one input file."""
-
-    path: Path
-    output: Path | None
-    status: Status
-    problem: str = ""
-    #: RGB pixels processed (0 when skipped or failed).
-    pixels: int = 0
-
-
-class BatchProgress(Protocol):
-    """Receives the batch's size, then one result per input file (e.g. a progress bar)."""
-
-    def start(self, total: int) -> None: ...
-
-    def advance(self, result: FileResult) -> None: ...
-
-
-@dataclass
-class BatchReport:
-    """Every file's outcome and the wall time of the run."""
-
-    results: list[FileResult]
-    seconds: float
-    model: str
-
-    def count(self, status: Status) -> int:
-        return sum(result.status == status for result in self.results)
-
-    @property
-    def failures(self) -> list[FileResult]:
-        return [result for result in self.results if result.status == "failed"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    @property
-    def megapixels(self) -> float:
-        return sum(result.pixels for result in self.results) / 1e6
-
-
-def should_stitch(model: LoadedModel, camera: CameraProfile, mode: StitchMode) -> bool:
-    """`auto`: stitch complete scenes when the model needs frames, or when a crop's side is not
-    a multiple of the model's (each crop would be padded at its borders; the frame needs none)."""
-    if mode == "off":
-        return False
-    multiple = tiling.tile_multiple(model.contract.size_multiple)
-    return model.contract.full_frame or camera.rgb_crop % multiple != 0
-
-
-def _write(path: Path, dn: np.ndarray, settings: OutputSettings, camera: CameraProfile) -> None:
-    overwrite = settings.overwrite or settings.skip_existing
-    if settings.format == "dng":
-        from rgb2raw.dng import write_dng
-
-        write_dng(path, dn, camera, overwrite=overwrite)
-    else:
-        write_raw(path, dn, layout=settings.format, overwrite=overwrite)
-
-
-class _BatchRun:
-    """State shared by the jobs of one `infer_paths` call."""
-
-    def __init__(self, model: LoadedModel, camera: CameraProfile, run: RunSettings,
-                 out: OutputSettings, max_pixels: int, output_for: Callable[[InputFile], Path]):
-        self.model, self.camera, self.run, self.out = model, camera, run, out
-        self.max_pixels = max_pixels
-        self.output_for = output_for
-
-    def existing(self, entry: InputFile) -> FileResult | None:
-        """A skip or failure result when the output exists, else None (go ahead)."""
-        target = self.output_for(entry)
-        if not target.exists() or self.out.overwrite:
-            return None
-        if self.out.skip_existing:
-            return FileResult(entry.path, target, "skipped")
-        return FileResult(entry.path, target, "failed",
-                          f"output {target} already exists (use --overwrite or --skip-existing)")
-
-    def finish(self, entry: InputFile, values: np.ndarray) -> FileResult:
-        """Noise, levels and write for one file's model output."""
-        target = self.output_for(entry)
-        if self.out.noise:
-            rng = np.random.default_rng(file_seed(self.out.seed, entry.rel))
-            values = add_camera_noise(values, self.model.contract, self.camera,
-                                      iso=self.out.iso, rng=rng)
-            dn = to_dn(values, self.model.contract, low=0.0)
-        else:
-            dn = to_dn(values, self.model.contract)
-        _write(target, dn, self.out, self.camera)
-        return FileResult(entry.path, target, "written", pixels=4 * values.shape[0] * values.shape[1])
-
-    def one(self, entry: InputFile) -> list[FileResult]:
-        return [self.single(entry)]
-
-    def single(self, entry: InputFile) -> FileResult:
-        early = self.existing(entry)
-        if early is not None:
-            return early
-        rgb = read_rgb(entry.path, max_pixels=self.max_pixels)
-        return self.finish(entry, predict(rgb, self.model, self.run))
-
-    def scene(self, job: Job) -> list[FileResult]:
-        pending = {entry.rel: self.existing(entry) for entry in job.files}
-        todo = [entry for entry in job.files if pending[entry.rel] is None]
-        if not todo:
-            return [result for result in pending.values() if result is not None]
-        grid = self.camera.crop_grid
-        first = read_rgb(job.files[0].path, max_pixels=self.max_pixels)
-        frame = np.empty(frame_shape(grid, first.shape), dtype=np.float32)
-        for index, entry in enumerate(job.files):
-            crop = first if index == 0 else read_rgb(entry.path, max_pixels=self.max_pixels)
-            if crop.shape != first.shape:
-                problem = (f"is {crop.shape[1]}x{crop.shape[0]} but {job.files[0].path.name} is "
-                           f"{first.shape[1]}x{first.shape[0]}; scene {job.scene} cannot be stitched")
-                if self.model.contract.full_frame:
-                    raise Rgb2RawError(entry.path, problem)
-                log.warning("%s: %s; running its crops one by one", entry.path, problem)
-                return [self.guarded(functools.partial(self.one, e), [e])[0] for e in job.files]
-            frame[crop_slices(index, grid, first.shape[:2])] = crop
-        del first
-        values = predict(frame, self.model, self.run)
-        del frame
-        pieces = dict(zip((e.rel for e in job.files), split_frame(values, grid), strict=True))
-        return [pending[entry.rel] or self.finish(entry, pieces[entry.rel]) for entry in job.files]
-
-    def guarded(self, work: Callable[[], list[FileResult]],
-                files: Sequence[InputFile]) -> list[FileResult]:
-        """Run `work`; any error becomes a failure of each of `files` (the batch goes on)."""
-        try:
-            return work()
-        except Rgb2RawError as exc:
-            problem = exc.problem if exc.path is None else str(exc)
-        except MemoryError:
-            problem = "out of memory (try a smaller --tile)"
-        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-            problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-        return [FileResult(entry.path, None, "failed", problem) for entry in files]
-
-
-def infer_paths(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
-                model: LoadedModel, camera: CameraProfile, *,
-                run: RunSettings | None = None, out: OutputSettings | None = None,
-                stitch: StitchMode = "auto", recursive: bool = False, pattern: str | None = None,
-                shard: tuple[int, int] = (0, 1), max_pixels: int = DEFAULT_MAX_PIXELS,
-                progress: BatchProgress | None = None) -> BatchReport:
-    """Run `model` on files and folders, writing one RAW per image under `output`.
-
-    `output` is a folder mirroring the inputs' sub-folders, or, for a single input file, may
-    be the output file itself (``.npy``/``.dng``). Failures are collected, not raised: the
-    report lists them and every other file is still processed. Problems with the run as a
-    whole (no inputs, a bad output path) raise `Rgb2RawError`.
-    """
-    started = time.perf_counter()
-    run = run or RunSettings()
-    out = out or OutputSettings()
-    if out.format not in OUTPUT_FORMATS:
-        raise Rgb2RawError(None, f"unknown output format {out.format!r}")
-    files = discover_inputs(inputs, recursive=recursive, pattern=pattern)
-    if not files:
-        raise Rgb2RawError(None, "no input images found")
-    target = Path(output)
-    single_target = (len(inputs) == 1 and Path(inputs[0]).is_file()
-                     and target.suffix.lower() in (".npy", ".dng"))
-    if single_target and target.suffix.lower() != out.suffix:
-        raise Rgb2RawError(target, f"--format {out.format} writes {out.suffix} files")
-    if not single_target and target.suffix.lower() in (".npy", ".dng") and not target.is_dir():
-        raise Rgb2RawError(target, "names a file, but the inputs need an output folder")
-    if not single_target and target.exists() and not target.is_dir():
-        raise Rgb2RawError(target, "exists and is not a folder")
-
-    def output_for(entry: InputFile) -> Path:
-        return target if single_target else target / output_rel(entry.rel, out.suffix)
-
-    collisions = find_collisions(files, out.suffix)
-    stitching = should_stitch(model, camera, stitch)
-    if model.contract.full_frame and not stitching:
-        log.warning("model %s needs whole frames but --stitch off runs crops one by one",
-                    model.contract.name)
-    jobs = plan_jobs([f for f in files if f.rel not in collisions],
-                     crops_per_frame=camera.crops_per_frame, stitch=stitching,
-                     require_frames=model.contract.full_frame)
-    jobs += [Job((f,), problem=collisions[f.rel]) for f in files if f.rel in collisions]
-    jobs = shard_jobs(jobs, *shard)
-    if progress is not None:
-        progress.start(sum(len(job.files) for job in jobs))
-    state = _BatchRun(model, camera, run, out, max_pixels, output_for)
-    results: list[FileResult] = []
-    for job in jobs:
-        if job.problem is not None:
-            job_results = [FileResult(f.path, None, "failed", job.problem) for f in job.files]
-        elif job.scene is not None:
-            job_results = state.guarded(functools.partial(state.scene, job), job.files)
-        else:
-            job_results = state.guarded(functools.partial(state.one, job.files[0]), job.files)
-        for result in job_results:
-            results.append(result)
-            if progress is not None:
-                progress.advance(result)
-    return BatchReport(results, time.perf_counter() - started, model.description)
+    return quantise(noisy, model.contract, noisy=True)
 
 
 __all__ = [
-    "OUTPUT_FORMATS",
-    "BatchProgress",
-    "BatchReport",
-    "FileResult",
     "LoadedModel",
-    "ModelContract",
-    "OutputFormat",
-    "OutputSettings",
     "RunSettings",
-    "StitchMode",
     "add_camera_noise",
     "infer_image",
-    "infer_paths",
     "load_model",
     "predict",
-    "should_stitch",
-    "to_dn",
+    "quantise",
 ]

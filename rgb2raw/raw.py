@@ -14,48 +14,101 @@ from __future__ import annotations
 import ast
 import functools
 import io
+import math
 import os
 import struct
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import numpy as np
 
 from rgb2raw import bayer
 from rgb2raw._atomic import atomic_write
 from rgb2raw.errors import Rgb2RawError, unreadable
+from rgb2raw.levels import SCORER_WHITE
 
 RawLayout = Literal["packed", "unpacked"]
-CHALLENGE_WHITE_LEVEL = 1024.0
+CHALLENGE_WHITE_LEVEL = SCORER_WHITE  # the one definition lives in rgb2raw.levels
 UINT16_MAX = 65535
 
 
 NPY_MAGIC = b"\x93NUMPY"
 PICKLE_REFUSED = "holds pickled Python objects; refused (not plain numbers)"
+# Longest header accepted. numpy's own reader stops at 10000 characters (safety of
+# literal_eval); structured dtypes with many fields can need more, nothing needs 64 KiB.
+_MAX_HEADER = 1 << 16
+_PARSE_ERRORS = (ValueError, SyntaxError, TypeError, KeyError, MemoryError, RecursionError,
+                 UnicodeDecodeError)
 
 
 @functools.lru_cache(maxsize=256)
-def _parse_npy_header(header: bytes, encoding: str) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """(shape, fortran_order, dtype) from a .npy header dict, parsed once per distinct header.
+def _parse_npy_header(size_field: bytes, header: bytes, major: int
+                      ) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) of a .npy header, parsed once per distinct header.
 
     A folder of same-shaped files shares one header, so this costs one parse per folder.
-    `ast.literal_eval` evaluates literals only, never code.
+    Versions 1 and 2 go through numpy's own header reader; version 3 (the same dict in
+    UTF-8) has no public reader, so it is evaluated here the way numpy does it. Either way
+    only literals are evaluated (`ast.literal_eval`), never code.
     """
-    fields = ast.literal_eval(header.decode(encoding))
-    if not isinstance(fields, dict) or set(fields) != {"descr", "fortran_order", "shape"}:
-        raise ValueError("malformed .npy header")
-    shape = fields["shape"]
-    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+    fmt = np.lib.format
+    if major in (1, 2):
+        reader = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+        shape, fortran_order, dtype = reader(io.BytesIO(size_field + header),
+                                             max_header_size=_MAX_HEADER)
+    else:
+        fields = ast.literal_eval(header.decode("utf8"))
+        if not isinstance(fields, dict) or set(fields) != {"descr", "fortran_order", "shape"}:
+            raise ValueError("malformed .npy header")
+        shape, fortran_order = fields["shape"], fields["fortran_order"]
+        if not isinstance(shape, tuple) or not isinstance(fortran_order, bool):
+            raise ValueError("malformed .npy header")
+        dtype = fmt.descr_to_dtype(fields["descr"])
+    # numpy checks the entries are ints; a negative one would only fail later, in np.empty.
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
         raise ValueError("malformed .npy shape")
-    return shape, bool(fields["fortran_order"]), np.lib.format.descr_to_dtype(fields["descr"])
+    return tuple(shape), bool(fortran_order), dtype
 
 
-def read_npy(handle: io.BufferedIOBase, label: str | os.PathLike[str]) -> np.ndarray:
+def _bytes_left(handle: IO[bytes]) -> int | None:
+    """Bytes between the read position and the end of `handle`; None if it cannot tell."""
+    try:
+        here = handle.tell()
+        if isinstance(handle, io.BytesIO):
+            return handle.getbuffer().nbytes - here
+        return os.fstat(handle.fileno()).st_size - here
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
+
+
+class ReusableBuffer:
+    """Memory that one reader fills file after file, so reading costs no fresh pages.
+
+    Allocating and touching a new half-megabyte array per image costs more than reading it
+    on some virtual machines (page faults). An array read into a `ReusableBuffer` is valid
+    only until the next read into the same buffer; one buffer per thread.
+    """
+
+    def __init__(self) -> None:
+        self._memory = np.empty(0, np.uint8)
+
+    def get(self, nbytes: int) -> np.ndarray:
+        """At least `nbytes` of aligned, writable memory (grown when a bigger file comes)."""
+        if self._memory.nbytes < nbytes:
+            self._memory = np.empty(nbytes, np.uint8)
+        return self._memory[:nbytes]
+
+
+def read_npy(handle: IO[bytes], label: str | os.PathLike[str], *,
+             reuse: ReusableBuffer | None = None, size: int | None = None) -> np.ndarray:
     """Read one `.npy` array from an open binary file; errors name `label`.
 
     Equivalent to ``np.load(..., allow_pickle=False)`` for plain arrays, but it never
-    unpickles anything, says precisely what is wrong with a bad file, and reads the data
-    straight into the array (about twice as fast for the challenge's small files).
+    unpickles anything, says precisely what is wrong with a bad file, compares the header
+    with the file's size before allocating anything (a 200-byte file cannot ask for
+    terabytes), and reads the data straight into the array. With `reuse` the array lives in
+    that buffer's memory (see `ReusableBuffer`). `size` is the stream's total length when the
+    handle cannot tell it (a zip member); otherwise it is read from the file.
     """
     prefix = handle.read(8)
     if prefix[:2] == b"PK":
@@ -69,32 +122,45 @@ def read_npy(handle: io.BufferedIOBase, label: str | os.PathLike[str]) -> np.nda
     if len(size_field) not in (2, 4):
         raise Rgb2RawError(label, "truncated .npy file (cut inside the header)")
     (length,) = struct.unpack("<H" if major == 1 else "<I", size_field)
+    left = _bytes_left(handle) if size is None else size - len(prefix) - len(size_field)
+    if left is not None and length > left:
+        raise Rgb2RawError(label, "truncated .npy file (cut inside the header)")
+    if length > _MAX_HEADER:
+        raise Rgb2RawError(label, f"not a readable .npy file (header of {length} bytes)")
     header = handle.read(length)
     if len(header) != length:
         raise Rgb2RawError(label, "truncated .npy file (cut inside the header)")
     try:
-        shape, fortran_order, dtype = _parse_npy_header(header, "utf8" if major == 3 else "latin1")
-    except (ValueError, SyntaxError, TypeError, KeyError, MemoryError, RecursionError):
+        shape, fortran_order, dtype = _parse_npy_header(bytes(size_field), bytes(header), major)
+    except _PARSE_ERRORS:
         raise Rgb2RawError(label, "not a readable .npy file (malformed header)") from None
     if dtype.hasobject:
         raise Rgb2RawError(label, PICKLE_REFUSED)
-    array = np.empty(shape, dtype, order="F" if fortran_order else "C")
-    target = array.reshape(-1, order="A").view(np.uint8).data  # the array's memory
+    nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+    if left is not None and nbytes > left - length:
+        raise Rgb2RawError(label, f"truncated .npy file: the header promises shape {shape} "
+                                  f"{dtype} ({nbytes} bytes), the file holds {left - length}")
+    try:
+        memory = reuse.get(nbytes) if reuse is not None else np.empty(nbytes, np.uint8)
+    except (MemoryError, ValueError):  # only for streams whose size could not be told
+        raise Rgb2RawError(label, f"shape {shape} {dtype} does not fit in memory") from None
+    array = np.ndarray(shape, dtype, buffer=memory, order="F" if fortran_order else "C")
+    target = memoryview(memory)  # type: ignore[arg-type]
     filled = 0
-    while filled < array.nbytes:
-        got = handle.readinto(target[filled:])
+    while filled < nbytes:
+        got = handle.readinto(target[filled:])  # type: ignore[attr-defined]
         if not got:
-            raise Rgb2RawError(label, f"truncated .npy file ({filled} of {array.nbytes} data bytes)")
+            raise Rgb2RawError(label, f"truncated .npy file ({filled} of {nbytes} data bytes)")
         filled += got
     return array
 
 
-def load_npy(path: str | os.PathLike[str]) -> np.ndarray:
+def load_npy(path: str | os.PathLike[str], *, reuse: ReusableBuffer | None = None) -> np.ndarray:
     """Load a `.npy` file as stored, refusing pickles and naming the file in every error."""
-    path = Path(path)
     try:
-        with path.open("rb") as handle:
-            return read_npy(handle, path)
+        # Unbuffered: the data goes straight from the OS into the array, in one read.
+        with open(path, "rb", buffering=0) as handle:
+            return read_npy(handle, path, reuse=reuse)
     except OSError as exc:
         raise unreadable(path, exc, "a .npy file") from None
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -25,7 +26,7 @@ import cv2
 import numpy as np
 
 from rgb2raw._atomic import atomic_write
-from rgb2raw.errors import Rgb2RawError, unreadable
+from rgb2raw.errors import OutputExists, Rgb2RawError, unreadable
 
 log = logging.getLogger("rgb2raw")
 
@@ -115,35 +116,52 @@ def image_size(data: bytes) -> tuple[int, int]:
     raise ValueError("not a JPEG, PNG, TIFF or BMP image")
 
 
-def _to_rgb01(decoded: np.ndarray) -> np.ndarray:
-    """OpenCV's BGR/gray/BGRA uint8/uint16/float array -> float32 RGB in [0, 1]."""
-    if decoded.dtype == np.uint8:
-        scale = 1 / 255
-    elif decoded.dtype == np.uint16:
-        scale = 1 / 65535
-    elif np.issubdtype(decoded.dtype, np.floating):
-        scale = 1.0
+def unit_scale(dtype: np.dtype) -> float:
+    """The factor taking pixel values of `dtype` to [0, 1]: 1/255, 1/65535, or 1 for floats."""
+    if dtype == np.uint8:
+        return 1 / 255
+    if dtype == np.uint16:
+        return 1 / 65535
+    if np.issubdtype(dtype, np.floating):
+        return 1.0
+    raise ValueError(f"unsupported pixel type {dtype}")
+
+
+def to_unit(rgb: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8/uint16/float RGB -> float32 in [0, 1]: ``min(1, float32(v) * float32(scale))``.
+
+    `out` (float32, the same shape) receives the result instead of a new array. This is the
+    one conversion: `read_rgb` applies it to whole images, the engine to tiles of integer
+    images (`read_rgb(..., as_float=False)`), so both give the same float32 numbers.
+    Integers take one multiplication and no clip: ``float32(v) * float32(1/255)`` is at most
+    exactly 1.0 for every uint8 (and likewise for uint16 with 1/65535).
+    """
+    scale = unit_scale(rgb.dtype)
+    if scale != 1.0:
+        return np.multiply(rgb, np.float32(scale), out=out, dtype=np.float32)
+    if out is None:
+        out = rgb.astype(np.float32)  # the one full-size float copy
     else:
-        raise ValueError(f"unsupported pixel type {decoded.dtype}")
-    if scale == 1.0 and not np.isfinite(decoded).all():
+        out[...] = rgb
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _to_rgb(decoded: np.ndarray) -> np.ndarray:
+    """OpenCV's BGR/gray/BGRA uint8/uint16/float array -> RGB of the same pixel type."""
+    if unit_scale(decoded.dtype) == 1.0 and not np.isfinite(decoded).all():
         raise ValueError("holds NaN or infinite pixel values")
     if decoded.ndim == 2:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_GRAY2RGB)
-    elif decoded.shape[2] == 4:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGB)
-    elif decoded.shape[2] == 3:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-    else:
-        raise ValueError(f"unsupported channel count {decoded.shape[2]}")
-    rgb = decoded.astype(np.float32)  # the one full-size float copy
-    if scale != 1.0:
-        rgb *= np.float32(scale)
-    return np.clip(rgb, 0.0, 1.0, out=rgb)
+        return cv2.cvtColor(decoded, cv2.COLOR_GRAY2RGB)
+    if decoded.shape[2] == 4:
+        return cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGB)
+    if decoded.shape[2] == 3:
+        return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    raise ValueError(f"unsupported channel count {decoded.shape[2]}")
 
 
 def decode_rgb(data: bytes, *, name: str | os.PathLike[str] = "<bytes>",
                max_pixels: int = DEFAULT_MAX_PIXELS, orientation: Orientation = "ignore",
-               even: bool = True) -> np.ndarray:
+               even: bool = True, as_float: bool = True) -> np.ndarray:
     """Decode an encoded image held in memory; see `read_rgb`."""
     if not data:
         raise Rgb2RawError(name, "is empty")
@@ -156,8 +174,7 @@ def decode_rgb(data: bytes, *, name: str | os.PathLike[str] = "<bytes>",
     if width * height > max_pixels:
         raise Rgb2RawError(
             name, f"{width}x{height} is {width * height / 1e6:.0f} MP, above the limit of "
-            f"{max_pixels / 1e6:.0f} MP (raise it with --max-pixels)"
-        )
+            f"{max_pixels / 1e6:.0f} MP", param="max_pixels", hint="raise it with {param}")
     flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
     if orientation == "ignore":
         flags |= cv2.IMREAD_IGNORE_ORIENTATION
@@ -165,7 +182,9 @@ def decode_rgb(data: bytes, *, name: str | os.PathLike[str] = "<bytes>",
     if decoded is None:
         raise Rgb2RawError(name, "corrupt image data (the decoder gave up)")
     try:
-        rgb = _to_rgb01(decoded)
+        rgb = _to_rgb(decoded)
+        if as_float:
+            rgb = to_unit(rgb)
     except ValueError as exc:
         raise Rgb2RawError(name, str(exc)) from None
     if even:
@@ -187,8 +206,13 @@ def crop_even(rgb: np.ndarray, name: str | os.PathLike[str] = "<image>") -> np.n
 
 
 def read_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS,
-             orientation: Orientation = "ignore", even: bool = True) -> np.ndarray:
+             orientation: Orientation = "ignore", even: bool = True,
+             as_float: bool = True) -> np.ndarray:
     """Read an image file as float32 RGB (H, W, 3) in [0, 1].
+
+    With `as_float` False the pixels stay as decoded (uint8, uint16, or float32 for float
+    files), RGB order, for a caller that converts them piecewise with `to_unit`: a 12 MP
+    photo is then 36 MB instead of 144 MB, and never converted as a whole.
 
     Raises Rgb2RawError naming the file for a missing, empty, truncated, corrupt, non-image or
     oversized file. See the module docstring for orientation and odd-size policies.
@@ -198,14 +222,24 @@ def read_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXE
         data = path.read_bytes()  # works for any Unicode path, unlike cv2.imread on Windows
     except OSError as exc:
         raise unreadable(path, exc, "an image") from None
-    return decode_rgb(data, name=path, max_pixels=max_pixels, orientation=orientation, even=even)
+    return decode_rgb(data, name=path, max_pixels=max_pixels, orientation=orientation, even=even,
+                      as_float=as_float)
+
+
+def png_with_dpi(png: bytes, dpi: int) -> bytes:
+    """The PNG `png` with a pHYs chunk saying `dpi` (so a paper gets the intended size)."""
+    signature, ihdr_end = png[:8], 8 + 8 + 13 + 4  # IHDR is always first, 13 data bytes
+    per_metre = round(dpi / 0.0254)
+    body = b"pHYs" + struct.pack(">IIB", per_metre, per_metre, 1)
+    chunk = struct.pack(">I", 9) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+    return signature + png[8:ihdr_end] + chunk + png[ihdr_end:]
 
 
 def write_rgb(path: str | os.PathLike[str], rgb_uint8: np.ndarray, *, overwrite: bool = False,
-              jpeg_quality: int = 92) -> Path:
+              jpeg_quality: int = 92, dpi: int | None = None) -> Path:
     """Write an (H, W, 3) uint8 RGB image as PNG or JPEG (by suffix), atomically.
 
-    An existing file is kept (Rgb2RawError) unless `overwrite`.
+    An existing file is kept (`OutputExists`) unless `overwrite`. `dpi` is recorded in a PNG.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -215,9 +249,12 @@ def write_rgb(path: str | os.PathLike[str], rgb_uint8: np.ndarray, *, overwrite:
     ok, encoded = cv2.imencode(suffix, cv2.cvtColor(rgb_uint8, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise Rgb2RawError(path, f"{suffix[1:].upper()} encoding failed")
+    data = encoded.tobytes()
+    if dpi is not None and suffix == ".png":
+        data = png_with_dpi(data, dpi)
     try:
         with atomic_write(path, overwrite=overwrite) as handle:
-            handle.write(encoded.tobytes())
+            handle.write(data)
     except FileExistsError:
-        raise Rgb2RawError(path, "already exists (use --overwrite to replace it)") from None
+        raise OutputExists(path) from None
     return path

@@ -7,8 +7,14 @@ semantics exactly (see `rgb2raw.metrics`), including its checks: a value below 0
 white level, or NaN rejects the file.
 
 Predictions may be a folder or a submission `.zip` (read in memory, never unpacked to disk).
+A zip whose `.npy` files sit in more than one folder is refused unless allowed: the official
+program reads one folder, so scoring them as one set would not be what CodaLab prints.
+
 Images are scored on a thread pool: OpenCV and numpy release the GIL, so each worker thread
-(one `SsimWorkspace` each) keeps a core busy.
+keeps a core busy. Threads, not processes: fork-based pools have deadlocked inside OpenCV.
+Each thread owns its SSIM scratch planes and the memory its files are read into, so the
+steady state allocates nothing per image (fresh pages cost more than the arithmetic on
+some virtual machines).
 """
 
 from __future__ import annotations
@@ -18,23 +24,22 @@ import io
 import os
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import cv2
 import numpy as np
 
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.discovery import is_junk_name, list_files
+from rgb2raw.errors import InvalidParameter, Rgb2RawError
 from rgb2raw.metrics import PSNR_IDENTICAL, SSIM_CROP, SsimWorkspace, psnr
-from rgb2raw.raw import CHALLENGE_WHITE_LEVEL, check_raw_values, load_npy, read_npy
+from rgb2raw.raw import CHALLENGE_WHITE_LEVEL, ReusableBuffer, check_raw_values, load_npy, read_npy
 
 ProgressCallback = Callable[[int, int], None]
 # Names list in error messages stop after this many, with "and N more".
 _MAX_LISTED = 8
-# Entries a zip tool or an OS adds by itself; never predictions.
-JUNK_DIRS = ("__MACOSX",)
 
 
 @dataclass(frozen=True)
@@ -83,16 +88,9 @@ class ScoreResult:
         }
 
 
-def load_npy_bytes(data: bytes, label: str) -> np.ndarray:
+def load_npy_bytes(data: bytes, label: str, *, reuse: ReusableBuffer | None = None) -> np.ndarray:
     """Load a `.npy` held in memory (a zip member), refusing pickles; errors name `label`."""
-    return read_npy(io.BytesIO(data), label)
-
-
-def is_junk_name(name: str) -> bool:
-    """Hidden files and OS/zip-tool litter (.DS_Store, ._x, __MACOSX/, Thumbs.db)."""
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    return any(p.startswith(".") or p in JUNK_DIRS for p in parts) or (
-        bool(parts) and parts[-1].lower() in ("thumbs.db", "desktop.ini"))
+    return read_npy(io.BytesIO(data), label, reuse=reuse)
 
 
 @dataclass
@@ -110,38 +108,60 @@ class NpySource:
             return self.entries[stem]
         return f"{self.location}:{self.entries[stem]}"
 
-    def load(self, stem: str) -> np.ndarray:
+    def load(self, stem: str, reuse: ReusableBuffer | None = None) -> np.ndarray:
+        """The array stored for `stem`; with `reuse`, valid until that buffer's next read."""
         if self._zip is None:
-            return load_npy(self.entries[stem])
+            return load_npy(self.entries[stem], reuse=reuse)
+        member = self._zip.getinfo(self.entries[stem])
         try:
-            with self._lock:  # reading is serialised; decoding the array is not
-                data = self._zip.read(self.entries[stem])
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            # Streamed, with the member's declared size, so a header that claims more than
+            # the member holds is refused before anything is allocated or decompressed.
+            # zipfile serialises the reads of the shared file, so decompression runs in
+            # parallel; opening and closing are ours to serialise (zipfile counts the
+            # shared file's users without a lock).
+            with self._lock:
+                stream = self._zip.open(member)
+            try:
+                return read_npy(stream, self.label(stem), reuse=reuse, size=member.file_size)
+            finally:
+                with self._lock:
+                    stream.close()
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError,
+                RuntimeError) as exc:  # RuntimeError: an encrypted member
             raise Rgb2RawError(self.label(stem), f"cannot be read from the zip ({exc})") from None
-        return load_npy_bytes(data, self.label(stem))
 
     def close(self) -> None:
         if self._zip is not None:
             self._zip.close()
 
 
-def open_source(path: str | os.PathLike[str]) -> NpySource:
-    """Index a folder's `*.npy` files (not recursive) or a zip's `.npy` members by stem."""
+def _folder_entries(location: Path) -> dict[str, str]:
+    try:
+        files = list_files(location, suffixes=(".npy",))
+    except OSError as exc:
+        raise Rgb2RawError(location, f"cannot be listed ({exc.strerror or exc})") from None
+    return {path.stem: str(path) for path in files}
+
+
+def open_source(path: str | os.PathLike[str], *, allow_multiple_folders: bool = False) -> NpySource:
+    """Index a folder's `*.npy` files (not recursive) or a zip's `.npy` members by stem.
+
+    A zip's members must all sit in one folder (or all at its top), as in a submission,
+    unless `allow_multiple_folders`; stems must then still be unique across folders.
+    """
     location = Path(path)
     if location.is_dir():
-        entries = {p.stem: str(p) for p in sorted(location.iterdir())
-                   if p.suffix.lower() == ".npy" and p.is_file() and not is_junk_name(p.name)}
-        return NpySource(location, entries)
+        return NpySource(location, _folder_entries(location))
     if not location.exists():
         raise Rgb2RawError(location, "no such file or folder")
-    if not zipfile.is_zipfile(location):
-        raise Rgb2RawError(location, "is neither a folder nor a .zip file")
     try:
+        if not zipfile.is_zipfile(location):
+            raise Rgb2RawError(location, "is neither a folder nor a .zip file")
         archive = zipfile.ZipFile(location)
         names = archive.namelist()
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise Rgb2RawError(location, f"not a readable zip ({exc})") from None
-    entries = {}
+    entries: dict[str, str] = {}
     for name in sorted(names):
         if name.endswith("/") or is_junk_name(name) or not name.lower().endswith(".npy"):
             continue
@@ -150,6 +170,13 @@ def open_source(path: str | os.PathLike[str]) -> NpySource:
             archive.close()
             raise Rgb2RawError(location, f"two members named {stem}.npy ({entries[stem]}, {name})")
         entries[stem] = name
+    folders = sorted({str(PurePosixPath(name).parent) for name in entries.values()})
+    if len(folders) > 1 and not allow_multiple_folders:
+        archive.close()
+        shown = _listing([f"{f}/" if f != "." else "(top level)" for f in folders])
+        raise Rgb2RawError(location, f"holds .npy files in {len(folders)} folders ({shown}); "
+                                     "the official scorer reads one",
+                           param="allow_multiple_folders", hint="{param} scores them as one set")
     return NpySource(location, entries, archive)
 
 
@@ -168,11 +195,15 @@ def pair_stems(pred: NpySource, gt: NpySource) -> tuple[list[str], list[str], li
 
 def check_scorable(array: np.ndarray, label: str, white_level: float) -> None:
     """Raise unless the official scorer would accept `array`: real numbers in [0, white]."""
-    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer)
-                                       or np.issubdtype(array.dtype, np.floating)):
+    kind = array.dtype.kind
+    if kind not in "uif":
         raise Rgb2RawError(label, f"dtype {array.dtype} is not an integer or float type")
-    if array.ndim not in (2, 3) or min(array.shape[:2]) <= 2 * SSIM_CROP:
+    if array.ndim not in (2, 3) or min(array.shape[:2]) <= 2 * SSIM_CROP or array.size == 0:
         raise Rgb2RawError(label, f"shape {array.shape} is not an (H, W[, C]) image")
+    if kind == "u":  # the usual uint16: one pass, nothing can be negative
+        if array.max() <= white_level:
+            return
+        check_raw_values(array, label, max_value=white_level)
     low, high = array.min(), array.max()
     # `not (...)` so that NaN (which compares False) is rejected too, as officially.
     if not (low >= 0 and high <= white_level):
@@ -183,24 +214,36 @@ def check_scorable(array: np.ndarray, label: str, white_level: float) -> None:
 _CHUNK = 8  # images per worker task
 
 
+class _ThreadState:
+    """What one scoring thread reuses from image to image."""
+
+    def __init__(self) -> None:
+        self.pred_memory = ReusableBuffer()
+        self.gt_memory = ReusableBuffer()
+        self.workspace: SsimWorkspace | None = None
+
+
 class _Scorer:
-    """Scores one stem at a time; each thread gets its own SSIM workspace."""
+    """Scores one stem at a time, with per-thread scratch memory."""
 
     def __init__(self, pred: NpySource, gt: NpySource, white_level: float) -> None:
         self.pred, self.gt, self.white_level = pred, gt, white_level
         self._local = threading.local()
 
     def __call__(self, stem: str) -> ImageScore:
-        prediction = self.pred.load(stem)
-        truth = self.gt.load(stem)
+        state: _ThreadState | None = getattr(self._local, "state", None)
+        if state is None:
+            state = self._local.state = _ThreadState()
+        prediction = self.pred.load(stem, state.pred_memory)
+        truth = self.gt.load(stem, state.gt_memory)
         check_scorable(prediction, self.pred.label(stem), self.white_level)
         check_scorable(truth, self.gt.label(stem), self.white_level)
         if prediction.shape != truth.shape:
             raise Rgb2RawError(self.pred.label(stem),
                                f"shape {prediction.shape} differs from the ground truth's {truth.shape}")
-        workspace: SsimWorkspace | None = getattr(self._local, "workspace", None)
+        workspace = state.workspace
         if workspace is None or workspace.shape != truth.shape[:2]:
-            workspace = self._local.workspace = SsimWorkspace(truth.shape[0], truth.shape[1])
+            workspace = state.workspace = SsimWorkspace(truth.shape[0], truth.shape[1])
         image_psnr = psnr(prediction, truth, data_range=self.white_level)
         image_ssim = workspace.ssim(prediction, truth, self.white_level)
         return ImageScore(stem, image_psnr, image_ssim)
@@ -209,6 +252,8 @@ class _Scorer:
 @contextlib.contextmanager
 def _opencv_threads(count: int) -> Iterator[None]:
     """Limit OpenCV's own thread pool while our workers run (avoids oversubscription)."""
+    import cv2
+
     previous = cv2.getNumThreads()
     cv2.setNumThreads(count)
     try:
@@ -227,18 +272,20 @@ def default_workers() -> int:
 
 def score(pred: str | os.PathLike[str], gt: str | os.PathLike[str], *,
           white_level: float = CHALLENGE_WHITE_LEVEL, allow_missing: bool = False,
-          workers: int | None = None, on_progress: ProgressCallback | None = None) -> ScoreResult:
+          allow_multiple_folders: bool = False, workers: int | None = None,
+          on_progress: ProgressCallback | None = None) -> ScoreResult:
     """Score a prediction folder or zip against a ground-truth folder, pairing by stem.
 
-    Raises Rgb2RawError for missing/extra files (unless `allow_missing`), unreadable files,
-    mismatched shapes or values outside [0, white_level]; the first bad file in stem order
-    is the one named. `on_progress(done, total)` is called after each image.
+    Raises Rgb2RawError for missing/extra files (unless `allow_missing`), a zip with `.npy`
+    files in several folders (unless `allow_multiple_folders`), unreadable files, mismatched
+    shapes or values outside [0, white_level]; the first bad file in stem order is the one
+    named. `on_progress(done, total)` is called after each image.
     """
-    if not white_level > 0:
-        raise Rgb2RawError(None, f"white level must be positive, got {white_level}")
-    pred_source = open_source(pred)
+    if not (white_level > 0 and white_level < float("inf")):
+        raise InvalidParameter("white_level", f"must be a positive number, got {white_level}")
+    pred_source = open_source(pred, allow_multiple_folders=allow_multiple_folders)
     try:
-        gt_source = open_source(gt)
+        gt_source = open_source(gt, allow_multiple_folders=allow_multiple_folders)
         try:
             return _score_sources(pred_source, gt_source, white_level, allow_missing,
                                   workers or default_workers(), on_progress)
@@ -259,8 +306,8 @@ def _score_sources(pred: NpySource, gt: NpySource, white_level: float, allow_mis
             problems.append(f"{len(missing)} missing ({_listing(missing)})")
         if extra:
             problems.append(f"{len(extra)} extra ({_listing(extra)})")
-        raise Rgb2RawError(pred.location, "; ".join(problems)
-                           + f" compared with {gt.location} (--allow-missing scores the rest)")
+        raise Rgb2RawError(pred.location, "; ".join(problems) + f" compared with {gt.location}",
+                           param="allow_missing", hint="{param} scores the rest")
     if not paired:
         raise Rgb2RawError(pred.location, f"no prediction matches a file in {gt.location}")
     scorer = _Scorer(pred, gt, white_level)

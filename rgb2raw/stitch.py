@@ -1,7 +1,7 @@
 """Challenge crops <-> full frames.
 
 The AIM 2022 data cut every photo into 48 crops named ``{scene}_{k}.jpg``, k = 0..47, on a
-6 rows x 8 columns grid numbered row-major (FORMAT.md). Stitching a scene's crops back gives the
+6 rows x 8 columns grid numbered row-major (docs/conventions.md). Stitching a scene's crops back gives the
 network the whole frame (context across crop borders, and a frame-position-dependent model such
 as a learned lens-shading mask sees true positions); the packed output is then split back into
 one RAW crop per input crop. Crops tile the frame exactly (no overlap), so both ways are copies.
@@ -13,6 +13,8 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+
+from rgb2raw.shading import FrameBox
 
 _CROP_STEM = re.compile(r"^(?P<scene>.+)_(?P<index>\d+)$")
 
@@ -67,4 +69,22 @@ def split_frame(frame: np.ndarray, grid: tuple[int, int]) -> list[np.ndarray]:
     return [frame[crop_slices(index, grid, crop_hw)] for index in range(rows * cols)]
 
 
-__all__ = ["crop_slices", "frame_shape", "parse_crop_stem", "split_frame", "stitch_crops"]
+def crop_box(stem: str, crop_hw: tuple[int, int], grid: tuple[int, int],
+             expected_hw: tuple[int, int]) -> FrameBox | None:
+    """Where a lone challenge crop sits in its frame, in packed pixels, or None.
+
+    Only a file named like a crop (``{scene}_{k}``) whose size is the camera's crop size
+    (`expected_hw`) is placed; anything else is its own frame.
+    """
+    parsed = parse_crop_stem(stem)
+    if parsed is None or tuple(crop_hw) != tuple(expected_hw):
+        return None
+    index = parsed[1]
+    if not 0 <= index < grid[0] * grid[1]:
+        return None
+    rows, cols = crop_slices(index, grid, crop_hw)
+    height, width = frame_shape(grid, crop_hw)[:2]
+    return FrameBox(rows.start // 2, cols.start // 2, height // 2, width // 2)
+
+
+__all__ = ["crop_box", "crop_slices", "frame_shape", "parse_crop_stem", "split_frame", "stitch_crops"]

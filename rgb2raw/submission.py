@@ -27,9 +27,10 @@ import numpy as np
 
 from rgb2raw._atomic import atomic_write
 from rgb2raw.cameras import get_camera
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.discovery import is_junk_name
+from rgb2raw.errors import InvalidParameter, OutputExists, Rgb2RawError
 from rgb2raw.raw import CHALLENGE_WHITE_LEVEL, check_raw_values, load_npy, to_uint16
-from rgb2raw.scoring import is_junk_name, load_npy_bytes
+from rgb2raw.scoring import load_npy_bytes
 
 SUBMISSION_FOLDER = "submission"  # the zip's one top-level folder, whatever the zip is called
 README_NAME = "readme.txt"
@@ -68,11 +69,11 @@ class SubmissionInfo:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.runtime) and self.runtime > 0):
-            raise Rgb2RawError(None, f"runtime must be a positive number of seconds, got {self.runtime}")
+            raise InvalidParameter("runtime", f"must be a positive number of seconds, got {self.runtime}")
         if self.device not in ("cpu", "gpu"):
-            raise Rgb2RawError(None, f"device must be cpu or gpu, got {self.device!r}")
+            raise InvalidParameter("device", f"must be cpu or gpu, got {self.device!r}")
         if "\n" in self.description or "\r" in self.description:
-            raise Rgb2RawError(None, "description must be a single line")
+            raise InvalidParameter("description", "must be a single line")
 
     def readme_text(self) -> str:
         values = (repr(float(self.runtime)), "1" if self.device == "cpu" else "0",
@@ -134,7 +135,7 @@ def expected_layout(camera: str | None, expect: int | None) -> tuple[tuple[int, 
     if camera is not None:
         profile = get_camera(camera)
         if profile.name not in VALIDATION_COUNTS:
-            raise Rgb2RawError(None, f"camera {camera!r} is not a challenge track; use s7 or p20")
+            raise InvalidParameter("camera", f"{camera!r} is not a challenge track; use s7 or p20")
         shape = (profile.raw_crop, profile.raw_crop, 4)
         count = VALIDATION_COUNTS[profile.name] if expect is None else expect
     if count is not None and count < 1:
@@ -271,15 +272,17 @@ def check_submission_zip(source: str | os.PathLike[str] | IO[bytes], *, count: i
 
 def pack(pred_dir: str | os.PathLike[str], out: str | os.PathLike[str], info: SubmissionInfo, *,
          camera: str | None = None, expect: int | None = None,
-         rgb_dir: str | os.PathLike[str] | None = None, force: bool = False) -> PackSummary:
+         rgb_dir: str | os.PathLike[str] | None = None, overwrite: bool = False,
+         force: bool = False) -> PackSummary:
     """Validate the predictions in `pred_dir` and write the submission zip `out`.
 
     Raises Rgb2RawError naming the first bad file (in stem order) before anything is
-    written; refuses an existing `out` unless `force`.
+    written; refuses an existing `out` unless `overwrite` (`force` is its old name).
     """
+    force = overwrite or force
     pred_path, out_path = Path(pred_dir), Path(out)
     if out_path.exists() and not force:
-        raise Rgb2RawError(out_path, "already exists (use --force to replace it)")
+        raise OutputExists(out_path)
     if out_path.is_dir():
         raise Rgb2RawError(out_path, "is a folder, expected a .zip file path")
     shape, count = expected_layout(camera, expect)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,21 +11,12 @@ import numpy as np
 import pytest
 
 from rgb2raw import backends
-from rgb2raw.backends import FunctionBackend, OnnxBackend, load_model
+from rgb2raw.backends import FunctionBackend, OnnxBackend
 from rgb2raw.errors import Rgb2RawError
+from rgb2raw.pipeline import load_model
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
-
-
-def tiny_net(seed: int = 0) -> Any:
-    """A random RGB -> packed RAW CNN: two 3x3 convs and a 2x2 stride-2 head."""
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 4, 2, stride=2), torch.nn.Sigmoid(),
-    ).eval()
 
 
 def export(net: Any, path: Path, *, dynamic: bool = True) -> Path:
@@ -38,7 +30,7 @@ def export(net: Any, path: Path, *, dynamic: bool = True) -> Path:
     return path
 
 
-def test_onnx_and_torch_backends_agree(tmp_path: Path) -> None:
+def test_onnx_and_torch_backends_agree(tmp_path: Path, tiny_net: Callable[[int], Any]) -> None:
     net = tiny_net()
     onnx_backend = OnnxBackend(export(net, tmp_path / "tiny.onnx"), threads=1)
     torch_backend = backends.TorchBackend(net)
@@ -50,7 +42,7 @@ def test_onnx_and_torch_backends_agree(tmp_path: Path) -> None:
     assert onnx_backend.description == "onnx:CPUExecutionProvider"
 
 
-def test_a_fixed_size_graph_is_fed_one_tile_at_a_time(tmp_path: Path) -> None:
+def test_a_fixed_size_graph_is_fed_one_tile_at_a_time(tmp_path: Path, tiny_net: Callable[[int], Any]) -> None:
     net = tiny_net(1)
     backend = OnnxBackend(export(net, tmp_path / "fixed.onnx", dynamic=False))
     assert backend.fixed_batch == 1 and backend.fixed_hw == (32, 32)
@@ -60,14 +52,14 @@ def test_a_fixed_size_graph_is_fed_one_tile_at_a_time(tmp_path: Path) -> None:
     np.testing.assert_allclose(backend.run(batch), expected, atol=1e-4)
 
 
-def test_unavailable_provider_is_an_error(tmp_path: Path) -> None:
+def test_unavailable_provider_is_an_error(tmp_path: Path, tiny_net: Callable[[int], Any]) -> None:
     path = export(tiny_net(), tmp_path / "tiny.onnx")
     with pytest.raises(Rgb2RawError, match="not available"):
         OnnxBackend(path, providers=["NoSuchExecutionProvider"])
 
 
 def test_gpu_provider_that_silently_falls_back_is_an_error(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+                                                          monkeypatch: pytest.MonkeyPatch, tiny_net: Callable[[int], Any]) -> None:
     """ONNX Runtime falls back to the CPU when CUDA cannot start; we must notice."""
     path = export(tiny_net(), tmp_path / "tiny.onnx")
     real_session = ort.InferenceSession
@@ -92,7 +84,7 @@ def test_broken_onnx_file_names_the_file(tmp_path: Path) -> None:
         OnnxBackend(tmp_path / "missing.onnx")
 
 
-def test_torch_cuda_and_fp16_requests_fail_clearly_without_a_gpu() -> None:
+def test_torch_cuda_and_fp16_requests_fail_clearly_without_a_gpu(tiny_net: Callable[[int], Any]) -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(Rgb2RawError, match="no CUDA device"):
@@ -109,11 +101,11 @@ def test_wrong_output_shape_is_reported() -> None:
         backend.run(np.zeros((3, 8, 8), np.float32))
 
 
-def test_load_model_from_a_bare_onnx_file_uses_a_safe_contract(tmp_path: Path) -> None:
+def test_load_model_from_a_bare_onnx_file_uses_a_safe_contract(tmp_path: Path, tiny_net: Callable[[int], Any]) -> None:
     model = load_model(export(tiny_net(), tmp_path / "bare.onnx"), camera="p20")
     assert model.contract.name == "bare" and model.contract.size_multiple >= 16
     assert (model.contract.black_level, model.contract.white_level) == (0.0, 1024.0)
-    with pytest.raises(Rgb2RawError, match="onnx only"):
+    with pytest.raises(Rgb2RawError, match="onnx backend only"):
         load_model(tmp_path / "bare.onnx", backend="torch")
 
 
@@ -123,7 +115,7 @@ def test_load_model_from_a_checkpoint_on_both_backends(tmp_path: Path) -> None:
     torch.manual_seed(0)
     checkpoint = tmp_path / "unet.pth"
     torch.save(build_net("unet").state_dict(), checkpoint)
-    with pytest.raises(Rgb2RawError, match="--arch"):
+    with pytest.raises(Rgb2RawError, match="needs an architecture"):
         load_model(checkpoint)
     on_torch = load_model(checkpoint, arch="unet", backend="torch")
     on_onnx = load_model(checkpoint, arch="unet", backend="onnx")
@@ -132,12 +124,48 @@ def test_load_model_from_a_checkpoint_on_both_backends(tmp_path: Path) -> None:
     np.testing.assert_allclose(on_onnx.backend.run(batch), on_torch.backend.run(batch), atol=1e-4)
 
 
-def test_load_model_default_is_the_bundled_parametric_model() -> None:
+def test_load_model_default_is_the_bundled_calibrated_model() -> None:
     model = load_model(None, camera="s7")
-    assert model.contract.name == "parametric-s7" and model.contract.camera == "s7"
+    assert model.contract.name == "calibrated-s7" and model.contract.camera == "s7"
+    assert load_model("parametric-s7").contract.name == "parametric-s7"  # still there by name
     out = model.backend.run(np.full((1, 3, 8, 8), 0.5, np.float32))
     assert out.shape == (1, 4, 4, 4) and np.isfinite(out).all()
     with pytest.raises(Rgb2RawError, match="no torch weights"):
         load_model(None, camera="s7", backend="torch")
     with pytest.raises(Rgb2RawError, match="unknown model"):
         load_model("no-such-model")
+
+
+def test_a_session_is_opened_once_per_process(tmp_path: Path,
+                                              tiny_net: Callable[[int], Any]) -> None:
+    path = export(tiny_net(3), tmp_path / "once.onnx")
+    first, second = OnnxBackend(path, threads=1), OnnxBackend(path, threads=1)
+    assert first.session is second.session
+    assert OnnxBackend(path, threads=2).session is not first.session  # other options
+
+
+def test_a_model_opening_in_the_background_reports_its_problem_on_ready(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx graph")
+    backend = OnnxBackend(broken, background=True)  # returns at once
+    with pytest.raises(Rgb2RawError, match="cannot load onnx model"):
+        backend.ready()
+    with pytest.raises(Rgb2RawError, match="cannot load onnx model"):
+        backend.run(np.zeros((1, 3, 8, 8), np.float32))
+
+
+def test_a_broken_model_fails_the_run_not_each_file(tmp_path: Path) -> None:
+    import cv2
+
+    from rgb2raw.batch import infer_paths
+    from rgb2raw.cameras import get_camera
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx graph")
+    (tmp_path / "in").mkdir()
+    for index in range(2):
+        cv2.imwrite(str(tmp_path / "in" / f"{index}.png"), np.zeros((8, 8, 3), np.uint8))
+    model = load_model(broken, background=True)
+    with pytest.raises(Rgb2RawError, match="cannot load onnx model"):
+        infer_paths([tmp_path / "in"], tmp_path / "out", model, get_camera("generic"))
+    assert not (tmp_path / "out").exists()

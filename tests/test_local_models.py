@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from rgb2raw import zoo
-from rgb2raw.backends import load_model
 from rgb2raw.errors import Rgb2RawError
+from rgb2raw.pipeline import load_model
 
 torch = pytest.importorskip("torch")
 

@@ -104,3 +104,10 @@ def test_shape_mismatch_is_an_error() -> None:
         metrics.ssim(np.zeros((20, 20, 4)), np.zeros((20, 22, 4)))
     with pytest.raises(ValueError, match="shapes differ"):
         metrics.psnr(np.zeros((20, 20)), np.zeros((20, 21)))
+
+
+@pytest.mark.parametrize("channels", [1, 3, 6])
+def test_any_channel_count_matches_reference(channels: int) -> None:
+    rng = np.random.default_rng(channels)
+    pred, gt = _pair(rng, (24, 26, channels), noise=12.0)
+    assert metrics.ssim(pred, gt, data_range=SCALE) == pytest.approx(_reference(pred, gt)[1], abs=1e-12)

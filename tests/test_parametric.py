@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rgb2raw import isp, zoo
+from rgb2raw import download, isp, zoo
 from rgb2raw.cameras import CAMERA_NAMES, PROFILES, CameraProfile
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-from rgb2raw.nets.build_defaults import build_all, build_one, card_dict  # noqa: E402
+from rgb2raw.nets.build_defaults import build_all, build_one  # noqa: E402
 from rgb2raw.nets.parametric import ParametricInverseISP  # noqa: E402
 from rgb2raw.nets.parametric_graph import LUT_LEVELS, linearize, linearize_table  # noqa: E402
 
@@ -145,8 +145,9 @@ def test_bundled_onnx_is_pixel_wise_so_tiles_need_no_context() -> None:
 
 def test_rebuild_reproduces_the_bundled_models(tmp_path: Path) -> None:
     """The graph is written node by node (no exporter): the bytes and cards must match."""
-    built = build_all(tmp_path)
-    assert len(built) == len(CAMERAS)
+    built = build_all(tmp_path, source_dir=BUNDLED)
+    stored = sorted(BUNDLED.glob("calibrated-*.npz"))
+    assert len(built) == len(CAMERAS) + len(stored)
     for onnx_path, card_path in built:
         assert onnx_path.read_bytes() == (BUNDLED / onnx_path.name).read_bytes(), onnx_path.name
         assert card_path.read_text() == (BUNDLED / card_path.name).read_text()
@@ -158,16 +159,17 @@ def test_cards_agree_with_the_camera_profile_and_the_file(camera: CameraProfile)
     card = zoo.load_card(BUNDLED / f"parametric-{camera.name}.json")
     assert (card.name, card.camera, card.arch) == (f"parametric-{camera.name}", camera.name,
                                                    "parametric")
-    assert card.black_level == camera.black_level and card.white_level == camera.white_level
-    assert (card.rgb_range, card.size_multiple, card.full_frame) == (1.0, 2, False)
-    assert card.context == 0 and card.bytes_per_pixel is not None
+    resolved = card.contract
+    assert (resolved.black_level, resolved.white_level) == (camera.black_level, camera.white_level)
+    assert (resolved.rgb_range, resolved.size_multiple, resolved.full_frame) == (1.0, 2, False)
+    assert resolved.context == 0 and resolved.bytes_per_pixel is not None
     assert card.reported is None and card.card == "parametric.md"
     assert (BUNDLED / "parametric.md").is_file()
     (entry,) = card.files
     assert entry.bundled and entry.format == "onnx" and entry.urls == ()
     path = BUNDLED / entry.filename
     assert entry.size == path.stat().st_size
-    git_blob_sha1, sha256 = zoo.download.file_digests(path)
+    git_blob_sha1, sha256 = download.file_digests(path)
     assert (entry.git_blob_sha1, entry.sha256) == (git_blob_sha1, sha256)
 
 
@@ -176,5 +178,7 @@ def test_build_one_writes_a_card_zoo_can_read(tmp_path: Path) -> None:
     onnx_path, card_path = build_one(camera, tmp_path)
     card = zoo.load_card(card_path)
     assert card.primary.filename == onnx_path.name
-    assert json.loads(card_path.read_text()) == card_dict(camera, onnx_path)
+    git_blob_sha1, sha256 = download.file_digests(onnx_path)
+    assert (card.primary.git_blob_sha1, card.primary.sha256) == (git_blob_sha1, sha256)
+    assert json.loads(card_path.read_text())["name"] == "parametric-s7"
     assert zoo.list_models(tmp_path) == [card]

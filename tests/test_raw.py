@@ -11,7 +11,15 @@ import pytest
 from rgb2raw import bayer
 from rgb2raw._atomic import TEMP_PREFIX, atomic_write
 from rgb2raw.errors import Rgb2RawError
-from rgb2raw.raw import load_npy, raw_layout, read_raw, to_uint16, write_raw
+from rgb2raw.raw import (
+    ReusableBuffer,
+    load_npy,
+    raw_layout,
+    read_npy,
+    read_raw,
+    to_uint16,
+    write_raw,
+)
 
 
 def test_write_then_read_packed_and_unpacked(tmp_path: Path) -> None:
@@ -179,3 +187,71 @@ def test_a_malformed_header_is_refused(tmp_path: Path) -> None:
     (tmp_path / "bad.npy").write_bytes(payload)
     with pytest.raises(Rgb2RawError, match="malformed header"):
         load_npy(tmp_path / "bad.npy")
+
+
+def _npy_with_header(shape_text: str, data: bytes = b"", size_field: int | None = None) -> bytes:
+    header = ("{'descr': '<u2', 'fortran_order': False, 'shape': " + shape_text + ", }").encode()
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    length = len(header) if size_field is None else size_field
+    return b"\x93NUMPY\x01\x00" + length.to_bytes(2, "little") + header + data
+
+
+def test_a_header_promising_more_than_the_file_holds_is_refused_before_allocating(
+        tmp_path: Path) -> None:
+    """200 bytes claiming 320 GB: one clear error, never a MemoryError (nor an allocation)."""
+    payload = _npy_with_header("(200000, 200000, 4)")
+    payload += b"\x00" * (200 - len(payload))
+    path = tmp_path / "liar.npy"
+    path.write_bytes(payload)
+    with pytest.raises(Rgb2RawError, match=r"truncated .npy file: the header promises shape "
+                                           r"\(200000, 200000, 4\)") as info:
+        load_npy(path)
+    assert info.value.path == str(path)
+    # The same through a stream that cannot tell its size (a zip member): `size` says it.
+    import io
+
+    with pytest.raises(Rgb2RawError, match="header promises"):
+        read_npy(io.BufferedReader(io.BytesIO(payload)), "member", size=len(payload))  # type: ignore[arg-type]
+
+
+def test_a_header_length_beyond_the_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "cut.npy").write_bytes(_npy_with_header("(2, 2)", size_field=60000))
+    with pytest.raises(Rgb2RawError, match="cut inside the header"):
+        load_npy(tmp_path / "cut.npy")
+
+
+def test_reused_buffer_holds_the_latest_file_and_grows(tmp_path: Path) -> None:
+    small = np.arange(24, dtype=np.uint16).reshape(2, 3, 4)
+    large = np.arange(120, dtype=np.uint16).reshape(5, 6, 4)
+    np.save(tmp_path / "s.npy", small)
+    np.save(tmp_path / "l.npy", large)
+    memory = ReusableBuffer()
+    first = load_npy(tmp_path / "l.npy", reuse=memory)
+    np.testing.assert_array_equal(first, large)
+    second = load_npy(tmp_path / "s.npy", reuse=memory)
+    np.testing.assert_array_equal(second, small)
+    assert np.shares_memory(first, second)  # no fresh memory for the smaller file
+    third = load_npy(tmp_path / "l.npy", reuse=memory)
+    np.testing.assert_array_equal(third, large)
+
+
+def test_load_npy_reads_format_version_3(tmp_path: Path) -> None:
+    array = np.zeros(3, dtype=[("\u00e9t\u00e9", "<u2")])  # a non-Latin-1 name needs version 3
+    with (tmp_path / "v3.npy").open("wb") as handle:
+        np.lib.format.write_array(handle, array, version=(3, 0))
+    loaded = load_npy(tmp_path / "v3.npy")
+    assert loaded.dtype == array.dtype
+    np.testing.assert_array_equal(loaded, array)
+
+
+def test_reading_never_unpickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pickle.load called")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    np.save(tmp_path / "obj.npy", np.array([None, 1], dtype=object), allow_pickle=True)
+    with pytest.raises(Rgb2RawError, match="pickled"):
+        load_npy(tmp_path / "obj.npy")

@@ -143,3 +143,159 @@ def test_cli_error_is_one_line_and_exit_1(pairs: tuple[Path, Path]) -> None:
     assert run.exit_code == 1
     assert run.output.strip().count("\n") == 0 and run.output.startswith("error: ")
     assert "e_float" in run.output
+
+
+def test_zip_with_two_folders_is_refused_unless_allowed(pairs: tuple[Path, Path],
+                                                        tmp_path: Path) -> None:
+    pred, gt = pairs
+    archive = tmp_path / "two.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for index, path in enumerate(sorted(pred.iterdir())):
+            out.write(path, f"{'first' if index < 3 else 'second'}/{path.name}")
+    with pytest.raises(Rgb2RawError, match=r"in 2 folders \(first/, second/\)"):
+        scoring.score(archive, gt)
+    assert scoring.score(archive, gt, allow_multiple_folders=True).to_dict() == \
+        scoring.score(pred, gt).to_dict()
+    run = CliRunner().invoke(app, ["score", str(archive), str(gt)])
+    assert run.exit_code == 1 and run.output.count("\n") == 1 and "2 folders" in run.output
+    run = CliRunner().invoke(app, ["score", str(archive), str(gt), "--allow-multiple-folders"])
+    assert run.exit_code == 0, run.output
+
+
+def test_corrupt_zip_member_and_lying_header_are_one_line(pairs: tuple[Path, Path],
+                                                          tmp_path: Path) -> None:
+    pred, gt = pairs
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        for path in sorted(pred.iterdir()):
+            out.write(path, f"submission/{path.name}")
+    data = bytearray(archive.read_bytes())
+    middle = data.find(b"b_noise.npy") + 200  # inside that member's compressed bytes
+    data[middle:middle + 64] = bytes(64)
+    archive.write_bytes(bytes(data))
+    run = CliRunner().invoke(app, ["score", str(archive), str(gt)])
+    assert run.exit_code == 1 and run.output.startswith("error: ") and run.output.count("\n") == 1
+    # A 200-byte .npy claiming (200000, 200000, 4): refused from its header, no MemoryError.
+    header = b"{'descr': '<u2', 'fortran_order': False, 'shape': (200000, 200000, 4), }"
+    header += b" " * (117 - len(header)) + b"\n"
+    payload = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+    (pred / "c_smooth.npy").write_bytes(payload + bytes(200 - len(payload)))
+    run = CliRunner().invoke(app, ["score", str(pred), str(gt)])
+    assert run.exit_code == 1 and run.output.count("\n") == 1
+    assert "c_smooth.npy: truncated .npy file: the header promises" in run.output
+
+
+def test_cli_shows_the_worst_ten_by_default_and_all_on_request(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    pred_dir, gt_dir = tmp_path / "pred", tmp_path / "gt"
+    pred_dir.mkdir()
+    gt_dir.mkdir()
+    for index in range(12):
+        gt = rng.integers(100, 900, SHAPE).astype(np.uint16)
+        noise = rng.normal(0, 2 + 3 * index, SHAPE)  # image 11 is the worst
+        np.save(gt_dir / f"im{index:02d}.npy", gt)
+        np.save(pred_dir / f"im{index:02d}.npy", np.clip(gt + noise, 0, 1024).astype(np.uint16))
+    runner = CliRunner()
+    lines = runner.invoke(app, ["score", str(pred_dir), str(gt_dir)]).output.splitlines()
+    assert lines[0] == "worst 10 of 12" and lines[2].startswith("im11 ")
+    assert len(lines) == 2 + 10 + 1 and "im00" not in "".join(lines)
+    every = runner.invoke(app, ["score", str(pred_dir), str(gt_dir), "--all"]).output.splitlines()
+    assert every[0] == "per image, worst first" and len(every) == 2 + 12 + 1
+    assert [line.split()[0] for line in every[2:-1]] == [f"im{i:02d}" for i in range(11, -1, -1)]
+    only = runner.invoke(app, ["score", str(pred_dir), str(gt_dir), "--top", "0"]).output
+    assert only.count("\n") == 1 and only.startswith("mean PSNR")
+
+
+def test_json_and_csv_dash_mean_stdout(pairs: tuple[Path, Path], tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    pred, gt = pairs
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    run = runner.invoke(app, ["score", str(pred), str(gt), "--json", "-"])
+    assert run.exit_code == 0, run.output
+    data = json.loads(run.stdout)  # stdout holds the JSON alone
+    assert data["count"] == 6 and set(data["per_image"]) == {p.stem for p in pred.iterdir()}
+    run = runner.invoke(app, ["score", str(pred), str(gt), "--csv", "-", "--json", "s.json"])
+    assert run.exit_code == 0, run.output
+    assert run.stdout.splitlines()[0] == "stem,psnr,ssim" and len(run.stdout.splitlines()) == 7
+    assert json.loads((tmp_path / "s.json").read_text()) == data
+    assert not (tmp_path / "-").exists()
+    run = runner.invoke(app, ["score", str(pred), str(gt), "--csv", "-", "--json", "-"])
+    assert run.exit_code == 2
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "nan", "inf"])
+def test_bad_white_level_is_a_usage_error(pairs: tuple[Path, Path], value: str) -> None:
+    run = CliRunner().invoke(app, ["score", *map(str, pairs), "--white-level", value])
+    assert run.exit_code == 2 and "Traceback" not in run.output
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in (a read-only mode, or /sys for root)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        (folder / "probe").write_bytes(b"")
+    except OSError:
+        return folder
+    (folder / "probe").unlink()  # root ignores modes; sysfs refuses new files even to root
+    candidate = Path("/sys/kernel")
+    try:
+        (candidate / "rgb2raw-probe").write_bytes(b"")
+    except OSError:
+        return candidate
+    pytest.skip("no unwritable folder available")
+
+
+def test_unwritable_or_folder_outputs_fail_first_in_one_line(pairs: tuple[Path, Path],
+                                                             tmp_path: Path) -> None:
+    pred, gt = pairs
+    (pred / "a_identical.npy").write_bytes(b"not numpy")  # scoring would fail on this
+    runner = CliRunner()
+    target = _unwritable_folder(tmp_path) / "s.json"
+    run = runner.invoke(app, ["score", str(pred), str(gt), "--json", str(target)])
+    # The output is checked before any scoring: the error names it, not the bad .npy.
+    assert run.exit_code == 1 and run.output.count("\n") == 1
+    assert run.output.startswith(f"error: {target}: cannot be written")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for extra in ([], ["--overwrite"], ["--force"]):
+        run = runner.invoke(app, ["score", str(pred), str(gt), "--json", str(folder), *extra])
+        assert run.exit_code == 1 and run.output == f"error: {folder}: is a folder; expected a file name\n"
+    run = runner.invoke(app, ["score", str(pred), str(gt), "--csv", "/dev/null", "--overwrite"])
+    assert run.exit_code == 1 and "/dev/null: is not a regular file" in run.output
+
+
+@pytest.mark.parametrize("args", [["--top", "-1"], ["--top", "x"], ["--workers", "0"],
+                                  ["--white-level", "abc"], ["--json", "-", "--csv", "-"]])
+def test_malformed_values_are_usage_errors(pairs: tuple[Path, Path], args: list[str]) -> None:
+    run = CliRunner().invoke(app, ["score", *map(str, pairs), *args])
+    assert run.exit_code == 2 and "Traceback" not in run.output
+
+
+def test_values_are_converted_and_typed(pairs: tuple[Path, Path], tmp_path: Path) -> None:
+    """score parses its own values (no pydantic); what reaches the command is still typed."""
+    out = tmp_path / "sub" / "s.json"  # a missing folder is created at write time
+    run = CliRunner().invoke(app, ["score", *map(str, pairs), "--top", "2", "--workers", "1",
+                                   "--white-level", "2048", "--json", str(out)])
+    assert run.exit_code == 0, run.output
+    assert run.output.splitlines()[0] == "worst 2 of 6"
+    at_2048 = scoring.score(*pairs, white_level=2048)
+    assert json.loads(out.read_text())["psnr"] == pytest.approx(at_2048.psnr, abs=1e-12)
+
+
+def test_the_score_command_imports_no_pydantic_torch_or_scipy(pairs: tuple[Path, Path]) -> None:
+    """Start-up is part of what `rgb2raw score` costs: only what scoring needs is imported."""
+    import subprocess
+
+    code = ("import sys\n"
+            f"sys.argv = ['rgb2raw', 'score', {str(pairs[0])!r}, {str(pairs[1])!r}, '--top', '0']\n"
+            "from rgb2raw.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
+            "print(sorted(m for m in ('pydantic', 'torch', 'onnxruntime', 'scipy', 'PIL')"
+            " if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("mean PSNR") and lines[-1] == "[]"

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
 import pytest
 
-from rgb2raw import batch, bayer, stitch
-from rgb2raw.backends import FunctionBackend, LoadedModel, ModelContract
+from rgb2raw import bayer, stitch
+from rgb2raw import jobs as planning
+from rgb2raw.backends import LoadedModel
+from rgb2raw.batch import OutputSettings, infer_paths
 from rgb2raw.cameras import S7
 from rgb2raw.errors import Rgb2RawError
-from rgb2raw.pipeline import OutputSettings, RunSettings, infer_paths
+from rgb2raw.pipeline import RunSettings
 
 GRID = (6, 8)
 
@@ -45,49 +48,49 @@ def test_stitch_and_split_round_trip() -> None:
         stitch.split_frame(frame[:23], GRID)
 
 
-def entries(names: list[str]) -> list[batch.InputFile]:
-    return [batch.InputFile(Path("/in") / n, PurePosixPath(n)) for n in names]
+def entries(names: list[str]) -> list[planning.InputFile]:
+    return [planning.InputFile(Path("/in") / n, PurePosixPath(n)) for n in names]
 
 
 def test_plan_jobs_groups_complete_scenes_only() -> None:
     names = [f"a/7_{k}.jpg" for k in range(48)] + [f"b/7_{k}.jpg" for k in range(47)] + ["x.jpg"]
     files = entries(names)
-    jobs = batch.plan_jobs(files, crops_per_frame=48, stitch=True, require_frames=False)
+    jobs = planning.plan_jobs(files, crops_per_frame=48, stitch=True, require_frames=False)
     scenes = [job for job in jobs if job.scene is not None]
     assert len(scenes) == 1 and [f.rel.stem for f in scenes[0].files] == [f"7_{k}" for k in range(48)]
     assert sum(len(job.files) for job in jobs) == len(files)
     assert all(job.problem is None for job in jobs)
-    strict = batch.plan_jobs(files, crops_per_frame=48, stitch=True, require_frames=True)
+    strict = planning.plan_jobs(files, crops_per_frame=48, stitch=True, require_frames=True)
     problems = [job for job in strict if job.problem is not None]
     assert len(problems) == 47 and "47 of 48" in (problems[0].problem or "")
     assert "missing 47" in (problems[0].problem or "")
-    flat = batch.plan_jobs(files, crops_per_frame=48, stitch=False, require_frames=False)
+    flat = planning.plan_jobs(files, crops_per_frame=48, stitch=False, require_frames=False)
     assert len(flat) == len(files) and all(job.scene is None for job in flat)
 
 
 def test_shards_are_disjoint_cover_everything_and_keep_scenes_whole() -> None:
     names = [f"{s}_{k}.jpg" for s in (1, 2, 3) for k in range(48)] + [f"p{i}.png" for i in range(7)]
-    jobs = batch.plan_jobs(entries(names), crops_per_frame=48, stitch=True, require_frames=False)
+    jobs = planning.plan_jobs(entries(names), crops_per_frame=48, stitch=True, require_frames=False)
     for count in (1, 2, 3, 5):
         seen: list[PurePosixPath] = []
         for index in range(count):
-            for job in batch.shard_jobs(jobs, index, count):
+            for job in planning.shard_jobs(jobs, index, count):
                 seen.extend(f.rel for f in job.files)
         assert sorted(seen) == sorted(PurePosixPath(n) for n in names)
         assert len(seen) == len(set(seen))
     # Deterministic whatever order the jobs come in.
-    assert batch.shard_jobs(jobs[::-1], 1, 3) == batch.shard_jobs(jobs, 1, 3)
+    assert planning.shard_jobs(jobs[::-1], 1, 3) == planning.shard_jobs(jobs, 1, 3)
 
 
 def test_parse_shard_and_environment() -> None:
-    assert batch.parse_shard("2/4") == (2, 4)
+    assert planning.parse_shard("2/4") == (2, 4)
     for bad in ("4/4", "1", "a/b", "-1/2"):
         with pytest.raises(Rgb2RawError):
-            batch.parse_shard(bad)
-    assert batch.shard_from_env({}) == (0, 1)
-    assert batch.shard_from_env({"RANK": "3", "WORLD_SIZE": "4"}) == (3, 4)
+            planning.parse_shard(bad)
+    assert planning.shard_from_env({}) == (0, 1)
+    assert planning.shard_from_env({"RANK": "3", "WORLD_SIZE": "4"}) == (3, 4)
     with pytest.raises(Rgb2RawError):
-        batch.shard_from_env({"RANK": "4", "WORLD_SIZE": "4"})
+        planning.shard_from_env({"RANK": "4", "WORLD_SIZE": "4"})
 
 
 # ---------------------------------------------------------------- stitched inference, end to end
@@ -112,13 +115,12 @@ def write_scene(folder: Path, scene: str, frame: np.ndarray, skip: tuple[int, ..
                         cv2.cvtColor(np.round(crop * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
 
 
-def test_full_frame_model_gets_the_whole_frame_and_outputs_are_split_back(tmp_path: Path) -> None:
+def test_full_frame_model_gets_the_whole_frame_and_outputs_are_split_back(tmp_path: Path, make_model: Callable[..., LoadedModel]) -> None:
     rng = np.random.default_rng(5)
     frame = np.round(rng.random((GRID[0] * CROP, GRID[1] * CROP, 3)) * 255) / 255
     write_scene(tmp_path / "in", "9", frame)
     write_scene(tmp_path / "in", "10", frame, skip=(3,))
-    contract = ModelContract("frame", full_frame=True, black_level=0, white_level=1000)
-    model = LoadedModel(contract, FunctionBackend(position_model))
+    model = make_model(position_model, "frame", full_frame=True, black_level=0, white_level=1000)
     report = infer_paths([tmp_path / "in"], tmp_path / "out", model, TINY_CAMERA)
 
     expected = np.clip(np.rint(position_model(frame.astype(np.float32).transpose(2, 0, 1)[None])[0]
@@ -134,7 +136,7 @@ def test_full_frame_model_gets_the_whole_frame_and_outputs_are_split_back(tmp_pa
     assert not list((tmp_path / "out").glob("10_*"))
 
 
-def test_auto_stitch_only_when_crops_would_need_padding(tmp_path: Path) -> None:
+def test_auto_stitch_only_when_crops_would_need_padding(tmp_path: Path, make_model: Callable[..., LoadedModel]) -> None:
     frame = np.random.default_rng(6).random((GRID[0] * CROP, GRID[1] * CROP, 3))
     write_scene(tmp_path / "in", "4", frame)
     calls: list[tuple[int, ...]] = []
@@ -145,7 +147,7 @@ def test_auto_stitch_only_when_crops_would_need_padding(tmp_path: Path) -> None:
 
     for multiple, stitched in ((2, False), (4, True)):  # 6 % 2 == 0 but 6 % 4 != 0
         calls.clear()
-        model = LoadedModel(ModelContract("m", size_multiple=multiple), FunctionBackend(recording))
+        model = make_model(recording, size_multiple=multiple)
         infer_paths([tmp_path / "in"], tmp_path / f"out{multiple}", model, TINY_CAMERA,
                     run=RunSettings(tile=-1), out=OutputSettings())
         assert (len(calls) == 1) == stitched
@@ -153,3 +155,58 @@ def test_auto_stitch_only_when_crops_would_need_padding(tmp_path: Path) -> None:
         infer_paths([tmp_path / "in"], tmp_path / f"off{multiple}", model, TINY_CAMERA,
                     run=RunSettings(tile=-1), stitch="off")
         assert len(calls) == 48
+
+
+def test_a_scene_of_mixed_bit_depths_is_stitched_in_float(
+        tmp_path: Path, make_model: Callable[..., LoadedModel]) -> None:
+    frame = np.round(np.random.default_rng(8).random((GRID[0] * CROP, GRID[1] * CROP, 3)) * 255)
+    write_scene(tmp_path / "in", "5", frame / 255)
+    crop = stitch.split_frame(frame, GRID)[7].astype(np.uint16) * 257  # the same picture, 16-bit
+    cv2.imwrite(str(tmp_path / "in" / "5_7.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+    model = make_model(position_model, "frame", full_frame=True, black_level=0, white_level=1000)
+    report = infer_paths([tmp_path / "in"], tmp_path / "out", model, TINY_CAMERA)
+    assert report.count("written") == 48
+    expected = np.clip(np.rint(position_model((frame / 255).astype(np.float32)
+                                              .transpose(2, 0, 1)[None])[0]
+                               .transpose(1, 2, 0) * 1000), 0, 1000)
+    for index, piece in enumerate(stitch.split_frame(expected, GRID)):
+        np.testing.assert_allclose(np.load(tmp_path / "out" / f"5_{index}.npy"), piece, atol=1)
+
+
+# ---------------------------------------------------------------- lens shading by frame position
+
+SHADING = {"kind": "radial", "coefficients": [[1.0, -0.6, 0.1, 0.0]] * 4}
+
+
+def test_shading_puts_each_crop_at_its_place_in_the_frame(tmp_path: Path, make_model: Callable[..., LoadedModel]) -> None:
+    """A pixel-wise model with lens shading gives the same RAW whether a scene's crops run as
+    one stitched frame or one by one: each lone crop gets its frame position from its name."""
+    frame = np.round(np.random.default_rng(8).random((GRID[0] * CROP, GRID[1] * CROP, 3)) * 255) / 255
+    write_scene(tmp_path / "in", "3", frame)
+    model = make_model(size_multiple=2, black_level=0, white_level=1000, shading=SHADING)
+    stitched = make_model(size_multiple=2, black_level=0, white_level=1000, shading=SHADING,
+                          full_frame=True)
+    infer_paths([tmp_path / "in"], tmp_path / "lone", model, TINY_CAMERA, stitch="off")
+    infer_paths([tmp_path / "in"], tmp_path / "frame", stitched, TINY_CAMERA)
+    for index in (0, 21, 47):
+        lone = np.load(tmp_path / "lone" / f"3_{index}.npy")
+        whole = np.load(tmp_path / "frame" / f"3_{index}.npy")
+        np.testing.assert_array_equal(lone, whole)
+    # The corners are darker than the centre, as the gains say; and a crop's gains are not its
+    # own frame's (negative control: a picture named like no crop is its own frame).
+    corner = np.load(tmp_path / "frame" / "3_0.npy")
+    expected_frame = np.clip(np.rint(bayer.mosaic_rgb(frame.astype(np.float32)) * 1000), 0, 1000)
+    assert (corner <= stitch.split_frame(expected_frame, GRID)[0]).all()
+    assert corner.mean() < stitch.split_frame(expected_frame, GRID)[0].mean()
+    cv2.imwrite(str(tmp_path / "photo.png"), cv2.imread(str(tmp_path / "in" / "3_0.png")))
+    infer_paths([tmp_path / "photo.png"], tmp_path / "photo.npy", model, TINY_CAMERA)
+    assert not np.array_equal(np.load(tmp_path / "photo.npy"), np.load(tmp_path / "lone" / "3_0.npy"))
+
+
+def test_crop_box_places_only_crop_sized_crop_names() -> None:
+    box = stitch.crop_box("7_9", (CROP, CROP), GRID, (CROP, CROP))
+    assert box is not None and (box.top, box.left) == (CROP // 2, CROP // 2)
+    assert (box.frame_height, box.frame_width) == (GRID[0] * CROP // 2, GRID[1] * CROP // 2)
+    assert stitch.crop_box("7_9", (CROP, 2 * CROP), GRID, (CROP, CROP)) is None
+    assert stitch.crop_box("photo", (CROP, CROP), GRID, (CROP, CROP)) is None
+    assert stitch.crop_box("7_48", (CROP, CROP), GRID, (CROP, CROP)) is None

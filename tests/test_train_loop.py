@@ -133,8 +133,9 @@ def test_export_matches_torch_and_infer_uses_it(dataset: Path, tmp_path: Path) -
     result = train(_config(dataset, epochs=2), run)
     assert result.onnx_path == run / "model.onnx" and result.card_path == run / "model.json"
     card = zoo.load_card(run / "model.json")
-    assert card.arch == "tiny" and card.camera == "s7" and card.size_multiple == 2
-    assert (card.black_level, card.white_level) == (0.0, 1024.0)
+    contract = card.contract
+    assert card.arch == "tiny" and card.camera == "s7" and contract.size_multiple == 2
+    assert (contract.black_level, contract.white_level) == (0.0, 1024.0)
     assert [f.filename for f in card.files] == ["model.onnx", "best.pt"]
 
     payload = torch.load(run / "best.pt", weights_only=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
 from rgb2raw import bayer, tta
-from rgb2raw.backends import FunctionBackend, LoadedModel, ModelContract
+from rgb2raw.backends import LoadedModel
 from rgb2raw.errors import Rgb2RawError
 from rgb2raw.pipeline import RunSettings, predict
 
@@ -55,8 +57,8 @@ def _batch_mosaic(batch: np.ndarray) -> np.ndarray:
     return np.stack([naive_mosaic(t.transpose(1, 2, 0)).transpose(2, 0, 1) for t in batch])
 
 
-def test_tta_through_the_pipeline_with_tiles_matches_plain() -> None:
-    model = LoadedModel(ModelContract("naive", size_multiple=4), FunctionBackend(_batch_mosaic))
+def test_tta_through_the_pipeline_with_tiles_matches_plain(make_model: Callable[..., LoadedModel]) -> None:
+    model = make_model(_batch_mosaic, "naive", size_multiple=4)
     rgb = np.random.default_rng(4).random((70, 90, 3), dtype=np.float32)
     plain = predict(rgb, model, RunSettings(tile=-1))
     augmented = predict(rgb, model, RunSettings(tile=32, overlap=8, tta=8))
@@ -74,7 +76,7 @@ def test_tta_averages_a_non_equivariant_model() -> None:
     assert np.allclose(out[0, :, 0], out[0, ::-1, 0])  # mirrored ramps average to flat
 
 
-def test_tta_is_refused_for_full_frame_models() -> None:
-    model = LoadedModel(ModelContract("frame", full_frame=True), FunctionBackend(_batch_mosaic))
-    with pytest.raises(Rgb2RawError, match="tta"):
+def test_tta_is_refused_for_full_frame_models(make_model: Callable[..., LoadedModel]) -> None:
+    model = make_model(_batch_mosaic, "frame", full_frame=True)
+    with pytest.raises(Rgb2RawError, match="test-time augmentation"):
         predict(np.zeros((8, 8, 3), np.float32), model, RunSettings(tta=8))

@@ -23,17 +23,6 @@ from rgb2raw.errors import Rgb2RawError
 FAST: dict[str, Any] = {"timeout": (5.0, 5.0), "backoff": 0.0, "retries": 1}
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own empty cache and no stray environment switches."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("RGB2RAW_HOME", str(home))
-    monkeypatch.delenv("RGB2RAW_OFFLINE", raising=False)
-    for name in ("AIM22_UNET_S7", "AIM22_UNET_P20", "MIALGO_S7", "MIALGO_P20", "TOY"):
-        monkeypatch.delenv(f"RGB2RAW_URL_{name}", raising=False)
-    return home
-
-
 @pytest.fixture
 def server() -> Iterator[FileServer]:
     with serve() as state:
@@ -88,13 +77,14 @@ def test_the_four_challenge_checkpoints_are_registered_with_their_pins() -> None
     cards = {card.name: card for card in zoo.list_models()}
     for name, (camera, arch, pin, url_tail, score, levels, full_frame) in EXPECTED.items():
         card = cards[name]
-        assert (card.camera, card.arch, card.full_frame) == (camera, arch, full_frame)
+        contract = card.contract
+        assert (card.camera, card.arch, contract.full_frame) == (camera, arch, full_frame)
         assert card.primary.git_blob_sha1 == pin
         assert card.primary.urls[0] == "https://raw.githubusercontent.com/" + url_tail
         assert card.reported is not None
         assert (card.reported.psnr, card.reported.ssim) == score
-        assert (card.black_level, card.white_level) == levels
-        assert card.rgb_range == 1.0 and card.primary.format == "torch"
+        assert (contract.black_level, contract.white_level) == levels
+        assert contract.rgb_range == 1.0 and card.primary.format == "torch"
 
 
 def test_every_card_file_is_valid_and_consistent() -> None:
@@ -104,8 +94,9 @@ def test_every_card_file_is_valid_and_consistent() -> None:
     for path in paths:
         card = zoo.load_card(path)
         assert card.name == path.stem
-        if card.input_size is not None:
-            assert all(side % card.size_multiple == 0 for side in card.input_size)
+        contract = card.contract
+        if contract.input_size is not None:
+            assert all(side % contract.size_multiple == 0 for side in contract.input_size)
         for entry in card.files:
             assert entry.bundled or all(url.startswith("https://") for url in entry.urls)
             if entry.bundled:
@@ -147,10 +138,10 @@ def test_bad_cards_are_refused_naming_the_file(tmp_path: Path, change: dict[str,
 # ---------------------------------------------------------------------------------- cache
 
 
-def test_cache_dir_follows_rgb2raw_home(isolated_cache: Path) -> None:
-    assert zoo.cache_dir() == isolated_cache
+def test_cache_dir_follows_rgb2raw_home(isolated_environment: Path) -> None:
+    assert zoo.cache_dir() == isolated_environment
     card = zoo.get_model("mialgo-s7")
-    assert zoo.model_path(card) == isolated_cache / "models" / "mialgo-s7" / "s7.pth"
+    assert zoo.model_path(card) == isolated_environment / "models" / "mialgo-s7" / "s7.pth"
     assert not zoo.is_cached(card)
 
 

@@ -10,7 +10,10 @@ from rgb2raw.cli._app import app
 
 # isort: split
 # Command modules, imported for their registration side effect.
-from rgb2raw.cli import infer, models, pack, score, train, visualize  # noqa: F401
+from rgb2raw.cli import calibrate, infer, models, pack, score, train, visualize  # noqa: F401, E402
+from rgb2raw.cli._app import use_fast_commands  # noqa: E402
+
+use_fast_commands(app)
 
 
 def main() -> None:

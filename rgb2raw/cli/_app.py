@@ -1,29 +1,202 @@
-"""The Typer application object and the conventions every command shares.
+"""The Typer application object and the error handling every command shares.
 
 Commands live in their own modules (`visualize.py`, `score.py`, ...) and register themselves
 on `app`. Each command body is wrapped by `reports_errors`, which turns the library's
-`Rgb2RawError` into one line on stderr and exit code 1. Usage errors (bad options) are Click's
-and exit 2. Set RGB2RAW_DEBUG=1 to get the full traceback instead.
+`Rgb2RawError` into one line on stderr and exit code 1, and its `InvalidParameter` (and
+typer's own checks) into a usage error, exit 2. Set RGB2RAW_DEBUG=1 to get the full
+traceback instead.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import sys
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from rgb2raw import __version__
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.cli import common
+from rgb2raw.errors import InvalidParameter, Rgb2RawError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+
+
+def _skip_coercion(command: Any, ctx: Any) -> None:
+    """Spare `command` typer's pydantic-based value coercion where it is not needed.
+
+    A group processes all its own options before running a subcommand, even for
+    ``rgb2raw infer --help``, and shell completion processes every option of the command
+    line it completes. typer builds a pydantic adapter for the first non-bool value it meets
+    (even an unset None), and importing pydantic costs more than the rest of the start-up.
+    Flags only ever hold None or a bool, so they need no coercion; while completing
+    (`resilient_parsing`) no value is used at all. If typer's internals change, this does
+    nothing and typer coerces as before.
+    """
+    try:
+        from typer._coercion import PassThroughRuntimeParam
+        from typer.core import TyperArgument, TyperOption
+
+        class AsIs(PassThroughRuntimeParam):
+            def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+                return value
+
+        for param in command.get_params(ctx):
+            if not isinstance(param, (TyperOption, TyperArgument)):
+                continue
+            if param._runtime_param is not None:
+                continue
+            info = param.type_descriptor.parameter_info
+            if ctx.resilient_parsing:
+                param._runtime_param = AsIs(annotation=param.type_descriptor.annotation,
+                                            parameter_info=info)
+            elif (isinstance(param, TyperOption) and param.is_flag
+                  and param.type_descriptor.annotation is bool):
+                param._runtime_param = PassThroughRuntimeParam(annotation=bool,
+                                                               parameter_info=info)
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - another typer
+        pass
+
+
+_TYPE_WORDS = {"int": "INTEGER", "float": "NUMBER", "str": "TEXT", "Path": "PATH"}
+
+
+def _value_word(param: Any) -> str | None:
+    """A word for an option's value (``PATH``, ``INTEGER``), or None for a choice (typer then
+    lists the choices, which is better)."""
+    descriptor = param.type_descriptor
+    if descriptor.is_choice:
+        return None
+    annotation = descriptor.annotation
+    if getattr(annotation, "__origin__", None) is list:
+        annotation = annotation.__args__[0]
+    name = getattr(annotation, "__name__", str(annotation))
+    return _TYPE_WORDS.get(name, name.upper())
+
+
+def _plain_help(command: Any, ctx: Any) -> None:
+    """Show no Python type in --help: no ``<bool>`` after a flag (typer's own --help and
+    completion flags included), words instead of ``<path>`` or ``<int>`` where a command did
+    not name its value, and nothing after an argument (its name says it)."""
+    try:
+        from typer.core import TyperArgument, TyperOption
+
+        for param in [*command.get_params(ctx), command.get_help_option(ctx)]:
+            if isinstance(param, TyperOption) and param.metavar is None:
+                param.metavar = "" if param.is_flag else _value_word(param)
+            elif isinstance(param, TyperArgument):
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+    except (ImportError, AttributeError):  # pragma: no cover - another typer: its own style
+        pass
+    if not sys.stdout.isatty():
+        # Boxes and colours are for a terminal; piped help (less, grep, a timing tool) gets
+        # plain text, and skips importing and running rich, most of --help's time.
+        command.rich_markup_mode = None
+
+
+class FastFlags(TyperGroup):
+    """A command group that skips needless value coercion (see `_skip_coercion`)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _skip_coercion(self, ctx)
+        return list(super().parse_args(ctx, args))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _plain_help(self, ctx)
+        super().format_help(ctx, formatter)
+
+
+class FastCommand(TyperCommand):
+    """A command that skips value coercion while completing (see `_skip_coercion`)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if ctx.resilient_parsing:
+            _skip_coercion(self, ctx)
+        return list(super().parse_args(ctx, args))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _plain_help(self, ctx)
+        super().format_help(ctx, formatter)
+
+
+def use_fast_commands(typer_app: typer.Typer) -> None:
+    """Give every command of `typer_app` (and its sub-groups) the `FastCommand` class."""
+    for info in typer_app.registered_commands:
+        if info.cls in (None, TyperCommand):
+            info.cls = FastCommand
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            use_fast_commands(group.typer_instance)
+
+
+class _OneLineErrors(FastFlags):
+    """The root command, printing usage mistakes as one ``error:`` line with exit code 2.
+
+    typer would draw a box with the usage text around the message; one line is what every
+    other error of rgb2raw looks like, and what scripts and logs read best.
+    """
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
+        argv = _take_root_verbosity(list(sys.argv[1:] if args is None else args))
+
+        def run() -> Any:
+            return super(_OneLineErrors, self).main(
+                argv, prog_name, complete_var, False, windows_expand_args, **extra)
+
+        if not standalone_mode:
+            return run()
+        try:
+            code = run()
+        except typer.TyperException as exc:  # click's usage errors derive from it
+            # typer passes pydantic's "Value error, " prefix through; it says nothing here.
+            message = exc.format_message().replace("Value error, ", "")
+            typer.echo(f"error: {message}{_help_hint(exc)}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _take_root_verbosity(argv: list[str]) -> list[str]:
+    """Count and remove -v/-vv/-q/--verbose/--quiet given before the subcommand.
+
+    typer would coerce a counted option through pydantic, whose import alone costs more
+    than the rest of `rgb2raw COMMAND --help`; the root options are therefore counted here
+    and declared below only so that --help lists them.
+    """
+    verbose, quiet, kept = 0, False, []
+    for index, token in enumerate(argv):
+        if token == "--" or not token.startswith("-"):
+            kept.extend(argv[index:])
+            break
+        if token == "--verbose":
+            verbose += 1
+        elif token == "--quiet":
+            quiet = True
+        elif len(token) > 1 and token[1] != "-" and set(token[1:]) <= {"v", "q"}:
+            verbose += token.count("v")
+            quiet = quiet or "q" in token
+        else:
+            kept.append(token)
+    common.set_verbosity(verbose=verbose, quiet=quiet, root=True)
+    return kept
+
+
+def _help_hint(exc: Exception) -> str:
+    ctx = getattr(exc, "ctx", None)
+    return "" if ctx is None else f" (see: {ctx.command_path} --help)"
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="rgb2raw",
     help="Reconstruct camera RAW sensor data from the JPEGs a phone's ISP produced.",
     no_args_is_help=True,
@@ -32,10 +205,18 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+# Optional packages, and the extra that installs each.
+_EXTRAS = {"torch": "torch", "onnx": "torch", "onnxscript": "torch"}
+
 
 def debug_enabled() -> bool:
     """True when RGB2RAW_DEBUG asks for tracebacks instead of one-line errors."""
     return os.environ.get("RGB2RAW_DEBUG", "") not in ("", "0")
+
+
+def _fail(line: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {line}", err=True)
+    return typer.Exit(code)
 
 
 def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
@@ -45,33 +226,37 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except Rgb2RawError as exc:
-            if debug_enabled():
-                raise
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+        except (typer.Exit, typer.BadParameter):
+            raise
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
+        except Exception as exc:
+            if debug_enabled():
+                raise
+            raise _known(exc) from None
 
     return wrapper
 
 
-class _WarningFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {record.getMessage()}"
-
-
-def configure_logging(verbosity: int) -> None:
-    """Send the library's log records to stderr as `warning: ...` lines."""
-    logger = logging.getLogger("rgb2raw")
-    level = logging.WARNING - 10 * verbosity
-    logger.setLevel(max(logging.DEBUG, min(logging.ERROR, level)))
-    if not any(getattr(h, "_rgb2raw", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_WarningFormatter())
-        handler._rgb2raw = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
+def _known(exc: Exception) -> Exception:
+    """The exit for an error a user can act on; anything else is re-raised as a bug."""
+    if isinstance(exc, InvalidParameter) and exc.param is not None:
+        flag = common.flag_for(exc.param)
+        if flag is not None:
+            return typer.BadParameter(exc.detail(common.flag_for), param_hint=flag)
+    if isinstance(exc, Rgb2RawError):
+        return _fail(common.describe(exc))
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in _EXTRAS:
+        extra = _EXTRAS[(exc.name or "").split(".")[0]]
+        return _fail(f"this needs the optional package {exc.name}: "
+                     f'pip install "rgb2raw[{extra}]"')
+    if isinstance(exc, OSError) and exc.filename is not None:
+        # The net under the up-front checks: a disk that fills up or goes read-only mid-run.
+        return _fail(f"{exc.filename}: {exc.strerror or exc}")
+    if isinstance(exc, MemoryError):
+        return _fail("out of memory")
+    raise exc
 
 
 def _print_version(value: bool) -> None:
@@ -82,11 +267,19 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: bool = typer.Option(
-        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
-    ),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output on stderr."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr."),
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, metavar="",
+        help="Print the version and exit.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", metavar="", show_default=False,
+        help="More log lines on stderr: -v info, -vv debug (also after the command).")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", metavar="",
+        help="Only errors on stderr: no warnings, no progress bars (also after the command).")
+    ] = False,
 ) -> None:
     """Reconstruct camera RAW sensor data from the JPEGs a phone's ISP produced."""
-    configure_logging(-1 if quiet else verbose)
+    # -v and -q before the command are counted by `_take_root_verbosity`; these parameters
+    # only document them (and catch them when the app is driven without `main`).
+    if verbose or quiet:
+        common.set_verbosity(verbose=int(verbose), quiet=quiet, root=True)

@@ -1,116 +1,266 @@
 """`rgb2raw score PRED GT`: the numbers CodaLab will print, paired by stem, fast.
 
-stdout: a table (worst images first) and, as its last line, the means. stderr: a progress
-bar for large sets (when stderr is a terminal) and warnings. Exit 1 on any bad input.
+stdout: the worst images (10 unless --top/--all say otherwise) and, as its last line, the
+means; or, with `--json -` / `--csv -`, that document alone. stderr: a progress bar for large
+sets (on a terminal, not under -q) and warnings. Exit 1 on bad input, 2 on usage mistakes.
+
+Only light modules are imported at the top: numpy and OpenCV load when the command runs,
+so `rgb2raw --help` does not pay for them. Output files are checked before any scoring,
+and the results are printed before they are written, so a failed write loses nothing.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import contextlib
 import json
 import logging
+import math
+import os
+import sys
+import types
+import typing
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from rgb2raw import scoring
-from rgb2raw._atomic import atomic_write
-from rgb2raw.cli._app import app, reports_errors
-from rgb2raw.errors import Rgb2RawError
-from rgb2raw.raw import CHALLENGE_WHITE_LEVEL
+from rgb2raw import progress
+from rgb2raw.cli import common
+from rgb2raw.cli._app import FastCommand, app, reports_errors
+from rgb2raw.cli.common import ForceAlias, Overwrite, Quiet, Verbose
+from rgb2raw.errors import OutputExists, Rgb2RawError, unwritable
+
+if TYPE_CHECKING:
+    from rgb2raw.scoring import ScoreResult
 
 log = logging.getLogger("rgb2raw.cli")
 PROGRESS_MIN_IMAGES = 50  # smaller sets finish before a bar is worth drawing
+DEFAULT_TOP = 10
+STDOUT = "-"
 
 
-def _check_output(path: Path | None, force: bool) -> None:
-    if path is not None and path.exists() and not force:
-        raise Rgb2RawError(path, "already exists (use --force to replace it)")
+def _positive_finite(value: float | None) -> float | None:
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise typer.BadParameter(f"must be a positive number, got {value:g}")
+    return value
 
 
-def _write_json(path: Path, result: scoring.ScoreResult, force: bool) -> None:
-    with atomic_write(path, overwrite=force) as handle:
-        handle.write((json.dumps(result.to_dict(), indent=2) + "\n").encode("utf-8"))
+def _check_output(path: Path | None, overwrite: bool, flag_name: str) -> None:
+    """Refuse, before any work, an output file that exists, is a folder or cannot be written."""
+    if path is None or str(path) == STDOUT:
+        return
+    if path.exists() and not path.is_dir() and not path.is_file():
+        # /dev/null, a FIFO: replacing it with a regular file would be wrong.
+        raise Rgb2RawError(path, "is not a regular file ('-' writes to stdout)")
+    common.check_output_file(path, overwrite=overwrite, flag_name=flag_name)
 
 
-def _write_csv(path: Path, result: scoring.ScoreResult, force: bool) -> None:
+def _json_text(result: ScoreResult) -> str:
+    return json.dumps(result.to_dict(), indent=2) + "\n"
+
+
+def _csv_text(result: ScoreResult) -> str:
+    # Stems are file stems: no commas, quotes or newlines need escaping in practice, but
+    # the csv module quotes them correctly if they do.
+    import csv
+    import io
+
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["stem", "psnr", "ssim"])
     for image in result.per_image:
         writer.writerow([image.stem, repr(image.psnr), repr(image.ssim)])
-    with atomic_write(path, overwrite=force) as handle:
-        handle.write(text.getvalue().encode("utf-8"))
+    return text.getvalue()
 
 
-def _table(result: scoring.ScoreResult, top: int | None) -> Table:
+def _write_file(path: Path, text: str, overwrite: bool) -> None:
+    from rgb2raw._atomic import atomic_write
+
+    try:
+        with atomic_write(path, overwrite=overwrite) as handle:
+            handle.write(text.encode("utf-8"))
+    except FileExistsError:
+        if path.exists():
+            raise OutputExists(path) from None
+        raise unwritable(path, NotADirectoryError(path)) from None
+    except OSError as exc:
+        raise unwritable(path, exc) from None
+
+
+def table_lines(result: ScoreResult, top: int | None) -> list[str]:
+    """The per-image table, worst first: plain aligned text (fast for thousands of rows)."""
     shown = result.worst_first(top)
-    title = f"worst {len(shown)} of {result.count}" if len(shown) < result.count else "per image, worst first"
-    table = Table(title=title, title_justify="left")
-    table.add_column("image")
-    table.add_column("PSNR (dB)", justify="right")
-    table.add_column("SSIM", justify="right")
-    for image in shown:
-        table.add_row(image.stem, f"{image.psnr:.4f}", f"{image.ssim:.6f}")
-    return table
+    if not shown:
+        return []
+    title = (f"worst {len(shown)} of {result.count}" if len(shown) < result.count
+             else "per image, worst first")
+    width = max(5, *(len(image.stem) for image in shown))
+    lines = [title, f"{'image':<{width}}  {'PSNR (dB)':>10}  {'SSIM':>8}"]
+    lines += [f"{image.stem:<{width}}  {image.psnr:>10.4f}  {image.ssim:>8.6f}" for image in shown]
+    return lines
 
 
-def summary_line(result: scoring.ScoreResult) -> str:
+def summary_line(result: ScoreResult) -> str:
     """The last line of stdout."""
     return f"mean PSNR {result.psnr:.4f} dB  SSIM {result.ssim:.6f}  ({result.count} images)"
 
 
-@app.command(rich_help_panel="AIM 2022 challenge")
+def _print(text: str) -> None:
+    """Write to stdout; a closed pipe (`| head`) ends the output quietly, not with a traceback."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):  # keep the interpreter's final flush quiet too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1) from None
+
+
+# ----------------------------------------------------------------------------- value parsing
+
+_PLAIN_TYPES = (Path, int, float, str, bool)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _plain_type(annotation: Any) -> type | None:
+    """`X` for an annotation `X` or `X | None` with X a plain type; None otherwise."""
+    if isinstance(annotation, (types.UnionType, typing._UnionGenericAlias)):  # type: ignore[attr-defined]
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = members[0] if len(members) == 1 else None
+    return annotation if annotation in _PLAIN_TYPES else None
+
+
+def _convert(base: type, info: Any, value: Any, param: Any, ctx: Any) -> Any:
+    """`value` (a command-line string, or a default) as `base`, within the option's min/max."""
+    if isinstance(value, base):
+        converted = value
+    elif base is bool:  # flags arrive as bools; only an environment value could be text
+        if str(value).lower() not in _TRUE + _FALSE:
+            raise typer.BadParameter(f"{value!r} is not a valid boolean", ctx=ctx, param=param)
+        converted = str(value).lower() in _TRUE
+    else:
+        try:
+            converted = base(value)
+        except (TypeError, ValueError):
+            raise typer.BadParameter(f"{value!r} is not a valid {base.__name__.lower()}",
+                                     ctx=ctx, param=param) from None
+    low, high = getattr(info, "min", None), getattr(info, "max", None)
+    if (low is not None and converted < low) or (high is not None and converted > high):
+        bounds = " and ".join(text for text in (low is not None and f"x>={low}",
+                                                  high is not None and f"x<={high}") if text)
+        raise typer.BadParameter(f"{converted} is not in the range {bounds}", ctx=ctx, param=param)
+    return converted
+
+
+def _plain_values(command: Any, ctx: Any) -> None:
+    """Convert this command's Path/int/float/str/bool values without typer's pydantic adapters.
+
+    typer builds a pydantic TypeAdapter for every value that is not a flag; importing pydantic
+    and building the adapters costs about as much CPU as importing numpy and OpenCV, which
+    `score` needs anyway, and `score` is timed as a whole command. Its values are plain types
+    with at most a minimum, so they are converted and range-checked here, with typer's own
+    error type (exit 2). If typer's internals differ, nothing changes and typer converts.
+    """
+    try:
+        from typer._coercion import PassThroughRuntimeParam
+        from typer.core import TyperArgument, TyperOption
+
+        class Plain(PassThroughRuntimeParam):
+            def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+                return _convert(self.annotation, self.parameter_info, value, param, ctx)
+
+        for param in command.get_params(ctx):
+            if not isinstance(param, (TyperOption, TyperArgument)) or param._runtime_param:
+                continue
+            base = _plain_type(param.type_descriptor.annotation)
+            if base is not None:
+                param._runtime_param = Plain(annotation=base,
+                                             parameter_info=param.type_descriptor.parameter_info)
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - another typer
+        pass
+
+
+class _PlainValuesCommand(FastCommand):
+    """The `score` command, parsing its values without pydantic (see `_plain_values`)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _plain_values(self, ctx)
+        return super().parse_args(ctx, args)
+
+
+@app.command(rich_help_panel="AIM 2022 challenge", cls=_PlainValuesCommand)
 @reports_errors
 def score(
-    pred: Annotated[Path, typer.Argument(help="Predicted .npy folder, or a submission .zip.")],
-    gt: Annotated[Path, typer.Argument(help="Ground-truth .npy folder.")],
-    white_level: Annotated[float, typer.Option(
-        "--white-level", help="Values are divided by this (the challenge's scorer uses 1024).")
-    ] = CHALLENGE_WHITE_LEVEL,
+    pred: Annotated[Path, typer.Argument(
+        metavar="PRED", help="Predicted .npy folder, or a submission .zip.", show_default=False)],
+    gt: Annotated[Path, typer.Argument(
+        metavar="GT", help="Ground-truth .npy folder (or .zip).", show_default=False)],
+    white_level: Annotated[float | None, typer.Option(
+        "--white-level", metavar="DN", callback=_positive_finite, show_default=False,
+        help="Values are divided by this (default 1024, the challenge's).")] = None,
     allow_missing: Annotated[bool, typer.Option(
-        "--allow-missing", help="Score the pairs that exist instead of failing on missing/extra files.")
-    ] = False,
-    top: Annotated[int | None, typer.Option(
-        "--top", min=0, help="Show only the N worst images in the table.")] = None,
+        "--allow-missing", metavar="",
+        help="Score the pairs that exist instead of failing on missing/extra files.")] = False,
+    allow_multiple_folders: Annotated[bool, typer.Option(
+        "--allow-multiple-folders", metavar="",
+        help="Score a zip whose .npy files sit in several folders as one set "
+             "(the official scorer reads only one).")] = False,
+    top: Annotated[int, typer.Option(
+        "--top", min=0, metavar="N", help="Show the N worst images (0: only the means).")
+    ] = DEFAULT_TOP,
+    show_all: Annotated[bool, typer.Option(
+        "--all", metavar="", help="Show every image, worst first.")] = False,
     json_path: Annotated[Path | None, typer.Option(
-        "--json", help="Also write {psnr, ssim, count, per_image} to this JSON file.")] = None,
+        "--json", metavar="FILE",
+        help="Write {psnr, ssim, count, per_image} as JSON ('-': to stdout, alone).",
+        show_default=False)] = None,
     csv_path: Annotated[Path | None, typer.Option(
-        "--csv", help="Also write stem,psnr,ssim rows to this CSV file.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing --json/--csv files.")] = False,
+        "--csv", metavar="FILE", help="Write stem,psnr,ssim rows as CSV ('-': to stdout, alone).",
+        show_default=False)] = None,
+    overwrite: Overwrite = False,
+    force: ForceAlias = False,
     workers: Annotated[int | None, typer.Option(
-        "--workers", min=1, help="Scoring threads (default: one per core).")] = None,
+        "--workers", min=1, metavar="N", help="Scoring threads (default: one per core).",
+        show_default=False)] = None,
+    _verbose: Verbose = 0,
+    _quiet: Quiet = False,
 ) -> None:
     """Score predictions like the AIM 2022 CodaLab scorer (same PSNR/SSIM), pairing files by stem."""
-    _check_output(json_path, force)
-    _check_output(csv_path, force)
-    stderr = Console(stderr=True)
-    with Progress(TextColumn("score"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=stderr, transient=True, disable=not stderr.is_terminal) as bars:
-        task = bars.add_task("score", total=None)
+    overwrite = common.overwrite_flags(overwrite=overwrite, force=force)
+    to_stdout = [p for p in (json_path, csv_path) if p is not None and str(p) == STDOUT]
+    if len(to_stdout) > 1:
+        common.usage_error("only one of --json and --csv can go to stdout ('-')", "--json")
+    _check_output(json_path, overwrite, "--json")
+    _check_output(csv_path, overwrite, "--csv")
+
+    from rgb2raw import scoring  # numpy and OpenCV: only now that there is work
+    from rgb2raw.raw import CHALLENGE_WHITE_LEVEL
+
+    with progress.bars("count") as bars:
+        task = bars.task("score") if bars.live else 0
 
         def advance(done: int, total: int) -> None:
             if total >= PROGRESS_MIN_IMAGES:
                 bars.update(task, completed=done, total=total)
 
-        result = scoring.score(pred, gt, white_level=white_level, allow_missing=allow_missing,
-                               workers=workers, on_progress=advance)
+        result = scoring.score(pred, gt, white_level=white_level or CHALLENGE_WHITE_LEVEL,
+                               allow_missing=allow_missing,
+                               allow_multiple_folders=allow_multiple_folders, workers=workers,
+                               on_progress=advance if bars.live else None)
     if result.missing:
         log.warning("%d ground-truth files have no prediction (not scored): %s",
                     len(result.missing), ", ".join(result.missing[:8]))
     if result.extra:
         log.warning("%d predictions have no ground truth (not scored): %s",
                     len(result.extra), ", ".join(result.extra[:8]))
-    if json_path is not None:
-        _write_json(json_path, result, force)
-    if csv_path is not None:
-        _write_csv(csv_path, result, force)
-    stdout = Console(soft_wrap=True)
-    if top != 0:
-        stdout.print(_table(result, top))
-    typer.echo(summary_line(result))
+
+    documents = [(json_path, _json_text), (csv_path, _csv_text)]
+    if to_stdout:  # stdout carries that document alone, so it can be piped
+        _print(next(render(result) for path, render in documents
+                    if path is not None and str(path) == STDOUT))
+    else:
+        lines = table_lines(result, None if show_all else top) if (show_all or top) else []
+        _print("\n".join([*lines, summary_line(result)]) + "\n")
+    for path, render in documents:
+        if path is not None and str(path) != STDOUT:
+            _write_file(path, render(result), overwrite)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rgb2raw.nets import contract
 from rgb2raw.nets.unet import check_input_size
 
 # The four 2x2 orthonormal Haar atoms, in the authors' sub-band order: average, rows
@@ -155,7 +156,7 @@ class LiteISPNetS(nn.Module):
     The widths default to the published checkpoints'; change them only for new training.
     """
 
-    size_multiple = 16
+    size_multiple = contract("liteisp").size_multiple
 
     def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), n_blocks: int = 4) -> None:
         super().__init__()

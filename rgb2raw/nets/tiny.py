@@ -34,13 +34,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rgb2raw.nets import contract
+
 RAW_CHANNELS = 4
 
 
 class TinyReverseISP(nn.Module):
     """sRGB (N, 3, H, W) in [0, 1] -> packed RAW (N, 4, H/2, W/2); see the module docstring."""
 
-    size_multiple = 2
+    size_multiple = contract("tiny").size_multiple
 
     def __init__(self, tone_width: int = 16, width: int = 32, gain_width: int = 16) -> None:
         super().__init__()
@@ -97,7 +99,7 @@ class LocalReverseISP(nn.Module):
     ``out = base * exp(log_gain) + offset``. Every padding is zero, and nothing pools globally.
     """
 
-    size_multiple = 2
+    size_multiple = contract("tiny").size_multiple
 
     def __init__(self, camera: str, width: int = 32,
                  dilations: tuple[int, ...] = (1, 2, 4, 8, 1), base_scale: float = 1.0) -> None:
@@ -134,6 +136,11 @@ class LocalReverseISP(nn.Module):
         features = torch.cat((F.pixel_unshuffle(rgb, 2), base), dim=1)
         log_gain, offset = torch.split(self.correction(features), RAW_CHANNELS, dim=1)
         return base * torch.exp(log_gain) + offset
+
+
+def build(local: bool = False, **kwargs: object) -> nn.Module:
+    """The registry's factory for ``"tiny"``: `LocalReverseISP` with `local`, else `TinyReverseISP`."""
+    return LocalReverseISP(**kwargs) if local else TinyReverseISP(**kwargs)  # type: ignore[arg-type]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rgb2raw.nets import contract
+
 # Widths of the published checkpoints.
 ENCODER_WIDTHS: tuple[int, ...] = (3, 64, 128, 256)
 DECODER_WIDTHS: tuple[int, ...] = (256, 128, 64)
@@ -93,7 +95,7 @@ class ReverseISPUNet(nn.Module):
     fully convolutional otherwise, so any such size works, including whole frames.
     """
 
-    size_multiple = 4
+    size_multiple = contract("unet").size_multiple
 
     def __init__(
         self,

@@ -81,7 +81,8 @@ def resolve_init(init: str, arch: str) -> tuple[Path, dict[str, Any], tuple[floa
     if not torch_files:
         raise Rgb2RawError(None, f"model {card.name} has no torch weights to fine-tune")
     zoo.pull(card)
-    return zoo.file_path(card, torch_files[0]), {}, (card.black_level, card.white_level)
+    return zoo.file_path(card, torch_files[0]), {}, (card.contract.black_level,
+                                                     card.contract.white_level)
 
 
 def load_init_weights(model: nn.Module, path: Path, arch: str, net_kwargs: dict[str, Any]) -> None:

@@ -11,11 +11,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from rgb2raw.errors import InvalidParameter
+from rgb2raw.levels import SCORER
+from rgb2raw.nets import TRAINABLE
+
 BadPairPolicy = Literal["skip", "stop"]
-TRAIN_ARCHS: tuple[str, ...] = ("tiny", "unet", "liteisp")
+#: The architectures `rgb2raw train` trains (the registry's trainable ones).
+TRAIN_ARCHS: tuple[str, ...] = TRAINABLE
 # The scorer's units: the network predicts DN / 1024 (black 0, white 1024) unless an --init
 # model says otherwise; an ONNX file with these units needs no card to be used correctly.
-SCORER_LEVELS = (0.0, 1024.0)
+SCORER_LEVELS = (SCORER.black, SCORER.white)
 
 
 @dataclass
@@ -65,29 +70,29 @@ class TrainConfig:
         return cls(**{key: value for key, value in data.items() if key in known})
 
     def check(self) -> None:
-        """Raise ValueError for settings that cannot work (before any data is read)."""
+        """Raise InvalidParameter (a ValueError) for settings that cannot work, before any data is read."""
         if self.arch not in TRAIN_ARCHS:
-            raise ValueError(f"unknown architecture {self.arch!r}; choose {', '.join(TRAIN_ARCHS)}")
+            raise InvalidParameter("arch", f"unknown architecture {self.arch!r}; choose {', '.join(TRAIN_ARCHS)}")
         if (self.data is None) == (self.synthetic is None):
-            raise ValueError("give exactly one data source: DATA (challenge layout) or --synthetic")
+            raise InvalidParameter("data", "give exactly one data source: data (challenge layout) or synthetic (photos)")
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch size must be at least 1")
+            raise InvalidParameter("batch_size" if self.epochs >= 1 else "epochs", "epochs and batch size must be at least 1")
         if self.crop < 2 or self.crop % 2:
-            raise ValueError(f"crop must be a positive even number, got {self.crop}")
+            raise InvalidParameter("crop", f"crop must be a positive even number, got {self.crop}")
         if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val fraction must be in [0, 1), got {self.val_fraction}")
+            raise InvalidParameter("val_fraction", f"val fraction must be in [0, 1), got {self.val_fraction}")
         if not 0 <= self.ema < 1:
-            raise ValueError(f"ema decay must be in [0, 1), got {self.ema}")
+            raise InvalidParameter("ema", f"ema decay must be in [0, 1), got {self.ema}")
         if not 0 <= self.warmup < 1:
-            raise ValueError(f"warmup fraction must be in [0, 1), got {self.warmup}")
+            raise InvalidParameter("warmup", f"warmup fraction must be in [0, 1), got {self.warmup}")
         if self.on_bad_pair not in ("skip", "stop"):
-            raise ValueError(f"on-bad-pair must be skip or stop, got {self.on_bad_pair!r}")
+            raise InvalidParameter("on_bad_pair", f"on-bad-pair must be skip or stop, got {self.on_bad_pair!r}")
         from rgb2raw.train.simulate import REGIMES
 
         if self.synthetic_regime not in REGIMES:
-            raise ValueError(f"unknown synthetic regime {self.synthetic_regime!r}; choose "
+            raise InvalidParameter("synthetic_regime", f"unknown synthetic regime {self.synthetic_regime!r}; choose "
                              f"{', '.join(REGIMES)}")
         if self.synthetic_plain is not None and not 0 <= self.synthetic_plain <= 1:
-            raise ValueError(f"synthetic plain share must be in [0, 1], got {self.synthetic_plain}")
+            raise InvalidParameter("synthetic_plain", f"synthetic plain share must be in [0, 1], got {self.synthetic_plain}")
         if self.white_level <= self.black_level:
-            raise ValueError("white level must be above black level")
+            raise InvalidParameter("white_level", "white level must be above black level")

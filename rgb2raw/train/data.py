@@ -12,7 +12,6 @@ the dataset is fixed before training starts and the user's `--on-bad-pair` choic
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,30 +20,14 @@ import cv2
 import numpy as np
 
 from rgb2raw.cameras import CameraProfile
+from rgb2raw.discovery import list_files
 from rgb2raw.errors import Rgb2RawError
+from rgb2raw.levels import Levels
 from rgb2raw.raw import read_raw
 from rgb2raw.rgb import IMAGE_SUFFIXES, read_rgb
+from rgb2raw.stitch import parse_crop_stem
 from rgb2raw.train.augment import center_crop_pair, random_pair_crop
 from rgb2raw.train.simulate import DEFAULT_RANGES, SimulationRanges, simulate_pair
-
-# `{scene}_{k}` as the challenge names its crops; anything else is a scene of its own.
-_CROP_STEM = re.compile(r"^(?P<scene>.+)_(?P<index>\d+)$")
-
-
-@dataclass(frozen=True)
-class Levels:
-    """Target units: DN v becomes (v - black) / (white - black), as a model card states."""
-
-    black: float
-    white: float
-
-    def normalise(self, dn: np.ndarray) -> np.ndarray:
-        return ((dn.astype(np.float32) - np.float32(self.black))
-                / np.float32(self.white - self.black))
-
-    def to_dn(self, normalised: np.ndarray) -> np.ndarray:
-        return normalised.astype(np.float32) * np.float32(self.white - self.black) + np.float32(
-            self.black)
 
 
 @dataclass(frozen=True)
@@ -66,8 +49,8 @@ class BadPair:
 
 def scene_of(stem: str) -> str:
     """The scene id of a crop: ``"10"`` for ``10_47``; a stem without ``_k`` is its own scene."""
-    match = _CROP_STEM.match(stem)
-    return match.group("scene") if match else stem
+    parsed = parse_crop_stem(stem)  # the one reading of `{scene}_{k}` (rgb2raw.stitch)
+    return stem if parsed is None else parsed[0]
 
 
 def find_pairs(data_dir: str | Path) -> tuple[list[Pair], list[BadPair]]:
@@ -79,8 +62,8 @@ def find_pairs(data_dir: str | Path) -> tuple[list[Pair], list[BadPair]]:
     if not root.is_dir():
         raise Rgb2RawError(root, "no such folder")
     folder = root / "train" if (root / "train").is_dir() else root
-    images = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
-    raws = {p.stem: p for p in sorted(folder.glob("*.npy"))}
+    images = {p.stem: p for p in list_files(folder, suffixes=IMAGE_SUFFIXES)}
+    raws = {p.stem: p for p in list_files(folder, suffixes=(".npy",))}
     pairs = [Pair(scene_of(stem), images[stem], raws[stem]) for stem in sorted(images)
              if stem in raws]
     bad = [BadPair(images[s], "no matching .npy") for s in sorted(images) if s not in raws]
@@ -197,7 +180,7 @@ def find_photos(photos_dir: str | Path) -> list[Path]:
     folder = Path(photos_dir)
     if not folder.is_dir():
         raise Rgb2RawError(folder, "no such folder")
-    photos = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    photos = list_files(folder, suffixes=IMAGE_SUFFIXES)
     if not photos:
         raise Rgb2RawError(folder, "holds no images (jpg, png, tif, bmp)")
     return photos

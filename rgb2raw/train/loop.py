@@ -20,7 +20,6 @@ resumed run computes the same updates as an uninterrupted one (same device and t
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -29,13 +28,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from rgb2raw._atomic import atomic_write
-from rgb2raw.cameras import get_camera
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.errors import InvalidParameter, Rgb2RawError
+from rgb2raw.nets import contract
 from rgb2raw.train import data as train_data
 from rgb2raw.train.checkpoint import (
     build_model,
@@ -45,6 +43,7 @@ from rgb2raw.train.checkpoint import (
     save_checkpoint,
 )
 from rgb2raw.train.config import TrainConfig
+from rgb2raw.train.datasets import prepare_data
 from rgb2raw.train.distributed import (
     DistContext,
     barrier,
@@ -53,16 +52,15 @@ from rgb2raw.train.distributed import (
     shard_sampler,
     shutdown,
 )
+from rgb2raw.train.evaluation import evaluate
 from rgb2raw.train.losses import combined_loss, parse_loss_spec
+from rgb2raw.train.optimiser import WeightEMA, learning_rate, rng_state, set_rng_state
 from rgb2raw.train.report import EpochRecord, plot_curves, write_csv
-from rgb2raw.train.simulate import REGIMES
 
 log = logging.getLogger("rgb2raw.train")
 
 LAST = "last.pt"
 BEST = "best.pt"
-# The scorer divides DN by this (FORMAT.md); validation scores use the same units.
-SCORER_WHITE = 1024.0
 
 
 @dataclass(frozen=True)
@@ -118,178 +116,14 @@ class _State:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-class WeightEMA:
-    """Exponential moving average of a model's floating-point weights and buffers.
-
-    The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` so early averages are not
-    dominated by the random initialisation.
-    """
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.updates = 0
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for name, value in model.state_dict().items():
-            if value.dtype.is_floating_point:
-                self.shadow[name].mul_(decay).add_(value.detach(), alpha=1 - decay)
-            else:
-                self.shadow[name].copy_(value)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"updates": self.updates, "shadow": self.shadow}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.updates = int(state["updates"])
-        self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
-
-
-def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """Linear warm-up over ``warmup * total_steps`` steps, then cosine decay to min_lr_ratio."""
-    warmup_steps = int(config.warmup * total_steps)
-    if step < warmup_steps:
-        return config.lr * (step + 1) / warmup_steps
-    span = max(1, total_steps - warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / span)
-    floor = config.lr * config.min_lr_ratio
-    return floor + (config.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-# ------------------------------------------------------------------------------------ data
-
-
-def _report_bad(config: TrainConfig, bad: list[train_data.BadPair], callbacks: Callbacks,
-                context: DistContext) -> None:
-    """Apply the bad-pair policy: report every bad pair; stop raises on the first."""
-    for item in bad:
-        log.warning("%s: %s (%s)", item.path, item.problem,
-                    "stopping" if config.on_bad_pair == "stop" else "skipped")
-        if context.is_main and callbacks.on_bad_pair is not None:
-            callbacks.on_bad_pair(item)
-    if bad and config.on_bad_pair == "stop":
-        first = bad[0]
-        raise Rgb2RawError(first.path, f"{first.problem} (bad training pair; use "
-                                       "--on-bad-pair skip to leave it out)")
-
-
-def prepare_data(config: TrainConfig, context: DistContext, size_multiple: int,
-                 callbacks: Callbacks) -> tuple[Any, Any, list[train_data.BadPair]]:
-    """Build (train dataset, validation dataset or None, bad pairs) from the config.
-
-    Under DDP every rank checks its share of the files and the verdicts are gathered, so all
-    ranks agree on the same dataset.
-    """
-    levels = train_data.Levels(config.black_level, config.white_level)
-    min_side = config.crop + 2
-    if config.data is not None:
-        pairs, bad = train_data.find_pairs(config.data)
-        mine = list(range(context.rank, len(pairs), context.world_size))
-        good_local, bad_local = train_data.scan_pairs([pairs[i] for i in mine], min_side=min_side)
-        verdicts = gather_objects(context, ([mine[i] for i in good_local], bad_local))
-        good = sorted(i for indices, _ in verdicts for i in indices)
-        bad = bad + sorted((b for _, found in verdicts for b in found), key=lambda b: str(b.path))
-        _report_bad(config, bad, callbacks, context)
-        usable = [pairs[i] for i in good]
-        if not usable:
-            raise Rgb2RawError(config.data, "no usable training pairs")
-        train_pairs, val_pairs = train_data.split_by_scene(usable, config.val_fraction, config.seed)
-        train_set = train_data.ChallengeDataset(train_pairs, levels, crop=config.crop,
-                                                seed=config.seed, cache=config.cache)
-        val_set = train_data.ChallengeDataset(val_pairs, levels, crop=None, seed=config.seed,
-                                              size_multiple=size_multiple, cache=True
-                                              ) if val_pairs else None
-        return train_set, val_set, bad
-    assert config.synthetic is not None
-    camera = get_camera(config.camera)
-    photos = train_data.find_photos(config.synthetic)
-    train_paths, val_paths = train_data.split_photos(photos, config.val_fraction, config.seed)
-    train_images, _, bad = train_data.scan_photos(train_paths, max_side=config.max_photo_side,
-                                                  min_side=config.crop)
-    val_images, _, bad_val = train_data.scan_photos(val_paths, max_side=config.max_photo_side,
-                                                    min_side=config.crop)
-    bad += bad_val
-    _report_bad(config, bad, callbacks, context)
-    if not train_images:
-        raise Rgb2RawError(config.synthetic, "no usable training photos")
-    ranges = REGIMES[config.synthetic_regime]
-    if config.synthetic_plain is not None:
-        ranges = dataclasses.replace(ranges, plain_probability=config.synthetic_plain)
-    synthetic_train = train_data.SyntheticDataset(train_images, camera, levels, crop=config.crop,
-                                                  length=config.synthetic_length, seed=config.seed,
-                                                  ranges=ranges)
-    val_crop = config.crop - config.crop % max(2, size_multiple)
-    synthetic_val = train_data.SyntheticDataset(val_images, camera, levels, crop=val_crop,
-                                                length=config.synthetic_val, seed=config.seed + 1,
-                                                fixed=True, ranges=ranges) if val_images else None
-    return synthetic_train, synthetic_val, bad
-
-
-# ------------------------------------------------------------------------------ evaluation
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, dataset: Any, config: TrainConfig, context: DistContext
-             ) -> tuple[float, float]:
-    """Mean PSNR and SSIM over `dataset` in the scorer's units (DN / 1024), all ranks.
-
-    Each rank scores every world_size-th item; the sums are gathered. The scores are
-    `rgb2raw.metrics`' (the official semantics), on predictions rounded like a submission.
-    """
-    from rgb2raw import metrics
-
-    levels = train_data.Levels(config.black_level, config.white_level)
-    was_training = model.training
-    model.eval()
-    totals = [0.0, 0.0, 0]
-    for index in range(context.rank, len(dataset), context.world_size):
-        rgb, target = dataset[index]
-        output = model(torch.from_numpy(rgb)[None].to(context.device)).float().cpu().numpy()[0]
-        prediction = _scorer_units(levels.to_dn(output.transpose(1, 2, 0)))
-        reference = _scorer_units(levels.to_dn(target.transpose(1, 2, 0)))
-        totals[0] += float(metrics.psnr(prediction, reference))
-        totals[1] += float(metrics.ssim(prediction, reference))
-        totals[2] += 1
-    model.train(was_training)
-    gathered = gather_objects(context, totals)
-    count = sum(int(t[2]) for t in gathered)
-    if count == 0:
-        return math.nan, math.nan
-    return sum(t[0] for t in gathered) / count, sum(t[1] for t in gathered) / count
-
-
-def _scorer_units(dn: np.ndarray) -> np.ndarray:
-    """DN -> what a submission holds, read back by the scorer: rint, clip to [0, 1024], / 1024."""
-    return (np.clip(np.rint(dn), 0, SCORER_WHITE) / SCORER_WHITE).astype(np.float32)
-
-
-# -------------------------------------------------------------------------------- the loop
-
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def _check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
     if resume:
         if not (run_dir / LAST).is_file():
             raise Rgb2RawError(run_dir / LAST, "no such file: nothing to resume")
         return
     if (run_dir / LAST).exists() and not overwrite:
-        raise Rgb2RawError(run_dir, "already holds a training run (use --resume to continue it "
-                                    "or --overwrite to start again)")
+        raise Rgb2RawError(run_dir, "already holds a training run (resume=True continues it, "
+                                    "overwrite=True starts again)")
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
@@ -301,6 +135,9 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     the cosine schedule from that point). `stop_after_steps` stops, saving ``last.pt``, once
     the global step reaches it (to test or split a run). Under torchrun this runs on every rank.
     """
+    from rgb2raw.train import check_requirements
+
+    check_requirements(export=export)  # before any data is read, not after hours of training
     callbacks = callbacks or Callbacks()
     run_dir = Path(run_dir)
     _check_run_dir(run_dir, resume=resume, overwrite=overwrite)
@@ -312,12 +149,17 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
             log.warning("resuming with %d epochs instead of %d: the learning-rate schedule "
                         "changes from here on", config.epochs, stored.epochs)
             stored.epochs = config.epochs
+        if config.data is not None or config.synthetic is not None:
+            # The data given now (the run may have moved, or been started elsewhere).
+            stored.data, stored.synthetic = config.data, config.synthetic
         config = stored
     try:
         config.check()
         loss_weights = parse_loss_spec(config.loss)
+    except InvalidParameter:
+        raise
     except ValueError as exc:
-        raise Rgb2RawError(None, str(exc)) from None
+        raise InvalidParameter("loss", str(exc)) from None
     try:
         context = init_distributed(config.device)
     except ValueError as exc:
@@ -345,12 +187,13 @@ def _train(config: TrainConfig, run_dir: Path, context: DistContext,
     if init_path is not None:
         load_init_weights(model, init_path, config.arch, config.net_kwargs)
     model.to(context.device)
-    size_multiple = int(getattr(model, "size_multiple", 2))
+    size_multiple = contract(config.arch).size_multiple
     if config.crop % size_multiple:
-        raise Rgb2RawError(None, f"--crop {config.crop} is not a multiple of {size_multiple}, "
-                                 f"which the {config.arch} network needs")
+        raise InvalidParameter("crop", f"{config.crop} is not a multiple of {size_multiple}, "
+                                       f"which the {config.arch} network needs")
 
-    train_set, val_set, bad = prepare_data(config, context, size_multiple, callbacks)
+    on_bad = callbacks.on_bad_pair if context.is_main else None
+    train_set, val_set, bad = prepare_data(config, context, size_multiple, on_bad)
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if bad:
@@ -380,7 +223,7 @@ def _train(config: TrainConfig, run_dir: Path, context: DistContext,
         if ema is not None:
             ema.load_state_dict(train_state["ema"])
         state = _State(**train_state["loop"])
-        _set_rng_state(train_state["rng"])
+        set_rng_state(train_state["rng"])
 
     sampler = shard_sampler(len(train_set), context, seed=config.seed, shuffle=True)
     steps_per_epoch = math.ceil(len(sampler) / config.batch_size)
@@ -409,7 +252,7 @@ def _train(config: TrainConfig, run_dir: Path, context: DistContext,
                 "scaler": scaler.state_dict(),
                 "ema": None if ema is None else ema.state_dict(),
                 "loop": asdict(state),
-                "rng": _rng_state(),
+                "rng": rng_state(),
             }
             result.last_path = save_checkpoint(run_dir / LAST, payload)
         barrier(context)
@@ -439,7 +282,8 @@ def _train(config: TrainConfig, run_dir: Path, context: DistContext,
                 loss = combined_loss(output.float(), target, loss_weights)
                 if not torch.isfinite(loss):
                     raise Rgb2RawError(None, f"the loss became {loss.item()} at step "
-                                             f"{state.global_step}; lower --lr")
+                                             f"{state.global_step}", param="lr",
+                                       hint="lower {param}")
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)

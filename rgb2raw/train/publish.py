@@ -2,40 +2,36 @@
 
 `publish_run(RUN_DIR)` exports ``best.pt`` to ``RUN_DIR/model.onnx`` (dynamic batch, height
 and width; `rgb2raw.nets.export.export_onnx`) and writes ``RUN_DIR/model.json``, a card in
-`rgb2raw.zoo`'s ModelCard format (``zoo.load_card`` reads it) whose files are the ONNX graph
-and ``best.pt``, with pins, the network's size multiple, the output levels it was trained for,
-its validation scores, its ``context`` (the network's exact receptive-field radius when it
-declares one, else None: unknown, e.g. tiny's global gains) and ``bytes_per_pixel`` (an upper
-bound from the graph's tensor sizes, see `graph_bytes_per_pixel`; None if it cannot be found). `bundle_run` copies a run into a models folder under a zoo name.
+`rgb2raw.zoo`'s ModelCard format, written by the one card writer `rgb2raw.zoo.write_card`,
+whose files are the ONNX graph and ``best.pt``, with pins. Beyond the architecture's contract
+it states what the run decided: the output levels it was trained for, the training crop, its
+validation scores, its ``context`` (the network's exact receptive-field radius when it
+declares one, else unknown, e.g. tiny's global gains) and ``bytes_per_pixel`` (an upper bound
+from the graph's tensor sizes, see `graph_bytes_per_pixel`; unknown if it cannot be found).
+`bundle_run` copies a run into a models folder under a zoo name.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rgb2raw import download
 from rgb2raw._atomic import atomic_write
 from rgb2raw.errors import Rgb2RawError
+from rgb2raw.nets import contract
 from rgb2raw.train.checkpoint import build_model, read_checkpoint
 from rgb2raw.train.config import TrainConfig
+from rgb2raw.zoo.cards import ModelCard, Reported, file_entry, load_card, write_card
 
 ONNX_NAME = "model.onnx"
 CARD_NAME = "model.json"
 # The tracing example only; the exported height and width stay dynamic. 64 is a multiple of
 # every architecture's size_multiple (2, 4, 16).
 EXAMPLE_HW = (64, 64)
-
-
-def _file_entry(path: Path, file_format: str) -> dict[str, Any]:
-    git_blob_sha1, sha256 = download.file_digests(path)
-    return {"filename": path.name, "format": file_format, "urls": [],
-            "git_blob_sha1": git_blob_sha1, "sha256": sha256, "size": path.stat().st_size,
-            "bundled": True}
 
 
 def graph_bytes_per_pixel(onnx_path: Path, probe: int = 64) -> int | None:
@@ -78,42 +74,33 @@ def graph_bytes_per_pixel(onnx_path: Path, probe: int = 64) -> int | None:
     return max(1, math.ceil(total / (probe * probe)))
 
 
-def card_dict(name: str, config: TrainConfig, metrics: dict[str, Any], files: list[Path],
-              size_multiple: int, *, description: str | None = None, source: str = "",
-              license_text: str = "", context: int | None = None,
-              bytes_per_pixel: int | None = None) -> dict[str, Any]:
-    """The card of a trained network (JSON form of `rgb2raw.zoo.ModelCard`)."""
+def run_card(name: str, config: TrainConfig, metrics: dict[str, Any], files: list[Path],
+             size_multiple: int, *, description: str | None = None, source: str = "",
+             license_text: str = "", context: int | None = None,
+             bytes_per_pixel: int | None = None) -> ModelCard:
+    """The card of a trained network; `rgb2raw.zoo.write_card` keeps only what differs from
+    its architecture's contract."""
     data_source = (f"challenge pairs in {config.data}" if config.data is not None
                    else f"synthetic pairs from the photos in {config.synthetic}")
     psnr, ssim = metrics.get("val_psnr"), metrics.get("val_ssim")
     reported = None
     if isinstance(psnr, float) and math.isfinite(psnr) and isinstance(ssim, float):
-        reported = {"set": "held-out validation split of the training data (rgb2raw train)",
-                    "psnr": round(psnr, 4), "ssim": round(ssim, 4)}
+        reported = Reported("held-out validation split of the training data (rgb2raw train)",
+                            round(psnr, 4), round(ssim, 4))
     formats = {".onnx": "onnx", ".pt": "torch", ".pth": "torch"}
     network = (f"{config.arch} (local, no global pooling)" if config.net_kwargs.get("local")
                else config.arch)
-    return {
-        "name": name,
-        "camera": config.camera,
-        "arch": config.arch,
-        "description": description or (
+    return ModelCard(
+        name=name, camera=config.camera, arch=config.arch,
+        description=description or (
             f"{network} network trained by `rgb2raw train` for {config.epochs} epochs on "
             f"{data_source} (best epoch {metrics.get('epoch', '?')})"),
-        "files": [_file_entry(path, formats[path.suffix]) for path in files],
-        "rgb_range": 1.0,
-        "size_multiple": size_multiple,
-        "input_size": [config.crop, config.crop],
-        "full_frame": False,
-        "context": context,
-        "bytes_per_pixel": bytes_per_pixel,
-        "black_level": config.black_level,
-        "white_level": config.white_level,
-        "source": source or "local training run (rgb2raw train)",
-        "license": license_text,
-        "reported": reported,
-        "card": None,
-    }
+        files=tuple(file_entry(path, formats[path.suffix]) for path in files),  # type: ignore[arg-type]
+        size_multiple=size_multiple, input_size=(config.crop, config.crop), full_frame=False,
+        context=context, bytes_per_pixel=bytes_per_pixel,
+        black_level=config.black_level, white_level=config.white_level,
+        source=source or "local training run (rgb2raw train)", license=license_text,
+        reported=reported)
 
 
 def model_context(model: Any) -> int | None:
@@ -134,7 +121,7 @@ def export_checkpoint(checkpoint: Path, onnx_path: Path
     model.load_state_dict(payload["state_dict"], strict=True)
     model.eval()
     export_onnx(model, onnx_path, example_hw=EXAMPLE_HW)
-    return (config, dict(payload.get("metrics") or {}), int(getattr(model, "size_multiple", 2)),
+    return (config, dict(payload.get("metrics") or {}), contract(config.arch).size_multiple,
             model_context(model))
 
 
@@ -146,12 +133,9 @@ def publish_run(run_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
         raise Rgb2RawError(best, "no such file: the run has no best checkpoint to export")
     onnx_path = run_dir / ONNX_NAME
     config, metrics, multiple, context = export_checkpoint(best, onnx_path)
-    card = card_dict(Path(CARD_NAME).stem, config, metrics, [onnx_path, best], multiple,
-                     context=context, bytes_per_pixel=graph_bytes_per_pixel(onnx_path))
-    card_path = run_dir / CARD_NAME
-    with atomic_write(card_path) as handle:
-        handle.write((json.dumps(card, indent=2) + "\n").encode("utf-8"))
-    return onnx_path, card_path
+    card = run_card(Path(CARD_NAME).stem, config, metrics, [onnx_path, best], multiple,
+                    context=context, bytes_per_pixel=graph_bytes_per_pixel(onnx_path))
+    return onnx_path, write_card(run_dir / CARD_NAME, card)
 
 
 def bundle_run(run_dir: str | os.PathLike[str], models_dir: str | os.PathLike[str], name: str,
@@ -170,11 +154,10 @@ def bundle_run(run_dir: str | os.PathLike[str], models_dir: str | os.PathLike[st
     config = TrainConfig.from_dict(dict(payload["config"]))
     with atomic_write(target_onnx) as handle, (run_dir / ONNX_NAME).open("rb") as source_file:
         shutil.copyfileobj(source_file, handle)
-    local = json.loads((run_dir / CARD_NAME).read_text(encoding="utf-8"))
-    card = card_dict(name, config, {}, [target_onnx], int(local["size_multiple"]),
-                     description=description, source=source, license_text=license_text,
-                     context=local.get("context"), bytes_per_pixel=local.get("bytes_per_pixel"))
-    card["reported"] = reported
-    with atomic_write(target_card) as handle:
-        handle.write((json.dumps(card, indent=2) + "\n").encode("utf-8"))
-    return target_card
+    local = load_card(run_dir / CARD_NAME).contract
+    card = run_card(name, config, {}, [target_onnx], local.size_multiple,
+                    description=description, source=source, license_text=license_text,
+                    context=local.context, bytes_per_pixel=local.bytes_per_pixel)
+    card = replace(card, reported=None if reported is None else Reported(
+        str(reported["set"]), float(reported["psnr"]), float(reported["ssim"])))
+    return write_card(target_card, card)

@@ -14,9 +14,8 @@ import argparse
 from pathlib import Path
 
 from rgb2raw.cameras import get_camera
+from rgb2raw.levels import SCORER_WHITE
 from rgb2raw.train.config import TrainConfig
-
-SCORER_WHITE = 1024.0
 
 
 def local_tiny_kwargs(camera: str) -> dict[str, object]:

@@ -1,0 +1,390 @@
+"""End to end: whole `rgb2raw` commands in fresh processes against plain baselines, one run.
+
+    python benchmarks/bench_e2e.py [--model NAME] [--quick] [--repeats N] [--pairs N]
+                                   [--only score,infer,help] [--no-record]
+
+What users feel is the command, start-up and model loading included, so every figure here is
+the wall time of a fresh process (`subprocess`, start to exit), the median of `--repeats`
+rounds (default 3, help 5), with the cases of one comparison interleaved and their order
+rotated each round so that load from other processes falls on both sides. Ratios are taken
+between medians of the same run. An untimed warm-up run of every command comes first (page
+cache, .pyc files). In-process figures, where given, are a second column, not the headline.
+
+Cases:
+- score: `rgb2raw score PRED GT` on generated S7-sized pairs (480 x 252x252x4 uint16) against
+  the official computation written straightforwardly (benchmarks/official_reference.py: scipy,
+  one core), as a fresh process and, second column, in-process; plus both in-process. The
+  numbers of `rgb2raw score --json -` must match the reference to 1e-6 (exit 1 otherwise). The
+  floor (16 float64 13-tap filterings per image, one core) is measured in the same run.
+- infer: `rgb2raw infer` (default model, or `--model NAME`) on four generated 12 MP photo-like
+  JPEGs (4032x3024) and on one, against benchmarks/baseline_decode_write.py (decode each JPEG
+  and write an output-sized uint16 .npy).
+- help: `rgb2raw --help` and `rgb2raw infer --help` against `python -c pass`, and the heavy
+  modules `--help` imports (python -X importtime).
+
+The machine (CPU model, cores, memory), the load average before and after each case, the
+versions and the commit are recorded in benchmarks/results/e2e.json and e2e.md (e2e-quick.*
+with --quick, e2e-<model>.* with --model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+TOLERANCE = 1e-6
+HEAVY_MODULES = ("numpy", "cv2", "scipy", "torch", "onnxruntime", "onnx", "rich")
+
+
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _fresh(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    wall, cpu, _ = common.run_timed(command, env=env)
+    return wall, cpu
+
+
+def _summary(times: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, object]]:
+    return {name: {"median_s": round(common.median(v["wall"]), 4),
+                   "runs_s": [round(x, 4) for x in v["wall"]],
+                   "cpu_median_s": round(common.median(v["cpu"]), 4)}
+            for name, v in times.items()}
+
+
+def _median_wall(times: dict[str, dict[str, list[float]]], name: str) -> float:
+    return common.median(times[name]["wall"])
+
+
+# ----------------------------------------------------------------------------- help
+
+def help_imports(env: dict[str, str], argv: list[str]) -> list[str]:
+    """The heavy top-level modules that `rgb2raw <argv>` imports (python -X importtime)."""
+    code = ("import sys; sys.argv = ['rgb2raw', *sys.argv[1:]]\n"
+            "from rgb2raw.cli import main\nmain()")
+    done = common.subprocess.run([sys.executable, "-X", "importtime", "-c", code, *argv], env=env,
+                                 capture_output=True, text=True, check=False)
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    return sorted(imported & set(HEAVY_MODULES))
+
+
+def bench_help(repeats: int, env: dict[str, str]) -> dict[str, object]:
+    rgb2raw = common.console_script()
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "rgb2raw --help": [rgb2raw, "--help"],
+        "rgb2raw infer --help": [rgb2raw, "infer", "--help"],
+        "rgb2raw score --help": [rgb2raw, "score", "--help"],
+    }
+    for command in commands.values():
+        _fresh(command, env)  # warm-up
+    load = [common.load_average()]
+    times = common.alternate({name: (lambda c=c: _fresh(c, env)) for name, c in commands.items()},
+                             repeats)
+    load.append(common.load_average())
+    return {"commands": {name: _shown(c, Path("/nonexistent")) for name, c in commands.items()},
+            "times": _summary(times), "loadavg_before_after": load,
+            "heavy_imports": {"--help": help_imports(env, ["--help"]),
+                              "infer --help": help_imports(env, ["infer", "--help"])}}
+
+
+# ----------------------------------------------------------------------------- score
+
+def filter_floor(pairs: int) -> dict[str, float]:
+    """CPU ms per image, one thread: 16 float64 13-tap filterings (the floor) vs scoring."""
+    import cv2
+    import numpy as np
+
+    from rgb2raw.metrics import _KERNEL
+
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng(0)
+    planes = [rng.random((252, 252)) * 1024 for _ in range(16)]  # 8 MB: out of L2, as in scoring
+    out = np.empty((252, 252))
+    rounds = min(pairs, 120)
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        for _ in range(rounds):
+            for plane in planes:
+                cv2.sepFilter2D(plane, cv2.CV_64F, _KERNEL, _KERNEL, dst=out,
+                                borderType=cv2.BORDER_REFLECT)
+        best = min(best, (time.process_time() - start) / rounds)
+    return {"filter_floor_ms_per_image": round(1000 * best, 3)}
+
+
+def scoring_cpu_per_image(pred: Path, gt: Path, pairs: int) -> float:
+    from rgb2raw import scoring
+
+    best = float("inf")
+    for _ in range(2):
+        start = time.process_time()
+        scoring.score(pred, gt, workers=1)
+        best = min(best, (time.process_time() - start) / pairs)
+    return round(1000 * best, 3)
+
+
+def max_deviation(reference: dict, ours: dict) -> float:
+    if set(reference["per_image"]) != set(ours["per_image"]) or reference["count"] != ours["count"]:
+        raise SystemExit("reference and rgb2raw scored different images")
+    deviations = [abs(reference["psnr"] - ours["psnr"]), abs(reference["ssim"] - ours["ssim"])]
+    for stem, numbers in ours["per_image"].items():
+        deviations += [abs(reference["per_image"][stem]["psnr"] - numbers["psnr"]),
+                       abs(reference["per_image"][stem]["ssim"] - numbers["ssim"])]
+    return max(deviations)
+
+
+def bench_score(tmp: Path, pairs: int, repeats: int, env: dict[str, str]) -> dict[str, object]:
+    import official_reference
+
+    from rgb2raw import scoring
+
+    _log(f"score: making {pairs} pairs")
+    pred, gt = common.make_score_pairs(tmp / "score", pairs)
+    rgb2raw = common.console_script()
+    ours_cmd = [rgb2raw, "score", str(pred), str(gt)]
+    ref_cmd = [sys.executable, str(common.HERE / "official_reference.py"), str(pred), str(gt)]
+
+    _log("score: parity and warm-up")
+    wall, cpu, text = common.run_timed([*ours_cmd, "--json", "-"], env=env, capture=True)
+    ours = json.loads(text)
+    reference = official_reference.score_folders(str(pred), str(gt))
+    deviation = max_deviation(reference, ours)
+    common.run_timed(ref_cmd, env=env)
+    scoring.score(pred, gt)  # in-process warm-up (imports, thread pool)
+
+    _log(f"score: {repeats} rounds")
+    load = [common.load_average()]
+    times = common.alternate({
+        "rgb2raw score (command)": lambda: _fresh(ours_cmd, env),
+        "official reference (fresh process)": lambda: _fresh(ref_cmd, env),
+        "rgb2raw scoring.score (in-process)": lambda: common.in_process(scoring.score, pred, gt),
+        "official reference (in-process)": lambda: common.in_process(
+            official_reference.score_folders, str(pred), str(gt)),
+    }, repeats)
+    load.append(common.load_average())
+    medians = {name: _median_wall(times, name) for name in times}
+    command = medians["rgb2raw score (command)"]
+    floor = filter_floor(pairs)
+    ours_cpu = scoring_cpu_per_image(pred, gt, pairs)
+    command_cpu = 1000 * common.median(times["rgb2raw score (command)"]["cpu"]) / pairs
+    cores = common.usable_cores()
+    return {
+        "pairs": pairs, "shape": list(common.S7_PACKED_SHAPE),
+        "commands": {"rgb2raw": _shown(ours_cmd, tmp), "reference": _shown(ref_cmd, tmp)},
+        "times": _summary(times),
+        "ratio_command_vs_reference_process": round(
+            medians["official reference (fresh process)"] / command, 2),
+        "ratio_command_vs_reference_in_process": round(
+            medians["official reference (in-process)"] / command, 2),
+        "ratio_in_process": round(medians["official reference (in-process)"]
+                                  / medians["rgb2raw scoring.score (in-process)"], 2),
+        "max_abs_deviation": deviation,
+        "tolerance": TOLERANCE,
+        "mean_psnr": ours["psnr"], "mean_ssim": ours["ssim"],
+        "floor": {
+            **floor,
+            "scoring_cpu_ms_per_image_one_thread": ours_cpu,
+            "command_cpu_ms_per_image": round(command_cpu, 3),
+            "scoring_over_floor": round(ours_cpu / floor["filter_floor_ms_per_image"], 2),
+            "command_wall_floor_s": round(
+                pairs * floor["filter_floor_ms_per_image"] / 1000 / cores, 3),
+        },
+        "loadavg_before_after": load,
+    }
+
+
+# ----------------------------------------------------------------------------- infer
+
+def bench_infer(tmp: Path, repeats: int, env: dict[str, str], model: str | None
+                ) -> dict[str, object]:
+    import numpy as np
+
+    _log("infer: making four 12 MP JPEGs")
+    four = tmp / "jpegs4"
+    photos = common.write_photo_jpegs(four, 4)
+    one = tmp / "jpegs1"
+    one.mkdir()
+    shutil.copy(photos[0], one / photos[0].name)
+    out = tmp / "out"
+    rgb2raw = common.console_script()
+    baseline = [sys.executable, str(common.HERE / "baseline_decode_write.py")]
+    model_args = ["--model", model] if model else []
+    commands = {
+        "rgb2raw infer, 4 x 12 MP": [rgb2raw, "infer", str(four), "-o", str(out / "ours4"),
+                                     *model_args],
+        "baseline, 4 x 12 MP": [*baseline, str(four), str(out / "base4")],
+        "rgb2raw infer, 1 x 12 MP": [rgb2raw, "infer", str(one / photos[0].name), "-o",
+                                     str(out / "ours1" / "photo_0.npy"), *model_args],
+        "baseline, 1 x 12 MP": [*baseline, str(one / photos[0].name), str(out / "base1")],
+    }
+
+    def fresh_outputs() -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+
+    _log("infer: warm-up")
+    fresh_outputs()
+    first = common.run_timed(commands["rgb2raw infer, 4 x 12 MP"], env=env, capture=True)
+    summary = [line.replace(str(tmp), "TMP") for line in first[2].strip().splitlines()]
+    for name, command in commands.items():
+        if name != "rgb2raw infer, 4 x 12 MP":
+            common.run_timed(command, env=env)
+    ours_shape = np.load(out / "ours4" / "photo_0.npy", mmap_mode="r").shape
+    base_shape = np.load(out / "base4" / "photo_0.npy", mmap_mode="r").shape
+    if ours_shape != base_shape:
+        raise SystemExit(f"baseline writes {base_shape}, rgb2raw {ours_shape}: not comparable")
+
+    _log(f"infer: {repeats} rounds")
+    results: dict[str, object] = {"model": model or "default", "input": "4032x3024 JPEG q95",
+                                  "output_shape": list(ours_shape),
+                                  "rgb2raw_stdout_first_run": summary[-3:]}
+    for label, pair in (("four", ("rgb2raw infer, 4 x 12 MP", "baseline, 4 x 12 MP")),
+                        ("one", ("rgb2raw infer, 1 x 12 MP", "baseline, 1 x 12 MP"))):
+        load = [common.load_average()]
+        times = common.alternate({name: (lambda c=commands[name]: _fresh(c, env)) for name in pair},
+                                 repeats, prepare=fresh_outputs)
+        load.append(common.load_average())
+        medians = [_median_wall(times, name) for name in pair]
+        cpus = [common.median(times[name]["cpu"]) for name in pair]
+        results[label] = {"times": _summary(times), "ratio": round(medians[0] / medians[1], 2),
+                          "cpu_ratio": round(cpus[0] / cpus[1], 2), "loadavg_before_after": load}
+    results["commands"] = {name: _shown(c, tmp) for name, c in commands.items()}
+    return results
+
+
+# ----------------------------------------------------------------------------- report
+
+def _shown(command: list[str], tmp: Path) -> str:
+    """A command as a reader would type it: `rgb2raw ...`, `python benchmarks/...`, TMP/ paths."""
+    words = ["rgb2raw" if command[0] == common.console_script() else "python", *command[1:]]
+    text = " ".join(words).replace(str(common.HERE) + "/", "benchmarks/")
+    return text.replace(str(tmp), "TMP")
+
+
+def markdown(record: dict) -> str:
+    machine = record["machine"]
+    lines = [
+        "# End-to-end timings (whole commands, fresh processes)",
+        "",
+        f"`{record['command']}` on {machine['cpu']}, {machine['cores']} cores, "
+        f"{machine['memory_gib']} GiB; load average (1/5/15 min) at the start "
+        f"{machine['loadavg_1_5_15']}, at the end {record['loadavg_end']}; commit "
+        f"{machine['commit']}; {machine['date']}. Python {machine['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + ".",
+        "",
+        "Median of the runs listed; cases of one comparison interleaved within the run. The "
+        "machine is shared with other jobs: the load averages are part of the result.",
+        "",
+    ]
+    if "score" in record:
+        s = record["score"]
+        t = s["times"]
+        f = s["floor"]
+        lines += [
+            f"## score: {s['pairs']} pairs of {'x'.join(map(str, s['shape']))} uint16",
+            "",
+            "| what | median s | runs s | CPU s (median) |",
+            "| --- | ---: | --- | ---: |",
+            *[f"| {name} | {v['median_s']:.3f} | {', '.join(f'{x:.2f}' for x in v['runs_s'])} "
+              f"| {v['cpu_median_s']:.2f} |" for name, v in t.items()],
+            "",
+            f"- **`rgb2raw score` (whole command) vs the official computation as a fresh process: "
+            f"{s['ratio_command_vs_reference_process']}x**; vs the reference in-process: "
+            f"{s['ratio_command_vs_reference_in_process']}x; both in-process: {s['ratio_in_process']}x.",
+            f"- Largest difference from the reference over every per-image and mean PSNR/SSIM: "
+            f"{s['max_abs_deviation']:.2e} (tolerance {s['tolerance']:g}).",
+            f"- Floor: 16 float64 13-tap filterings take {f['filter_floor_ms_per_image']} ms per "
+            f"image on one core (CPU time); scoring takes {f['scoring_cpu_ms_per_image_one_thread']} "
+            f"ms per image on one thread ({f['scoring_over_floor']}x the floor), the whole command "
+            f"{f['command_cpu_ms_per_image']} ms of CPU per image (start-up included). The floor "
+            f"for {s['pairs']} images on {machine['cores']} cores is {f['command_wall_floor_s']} s.",
+            f"- Load average before/after: {s['loadavg_before_after']}.",
+            "",
+        ]
+    if "infer" in record:
+        i = record["infer"]
+        lines += [f"## infer: model {i['model']}, {i['input']}, output {i['output_shape']} uint16",
+                  "", "| what | median s | runs s | CPU s (median) |", "| --- | ---: | --- | ---: |"]
+        for label in ("four", "one"):
+            for name, v in i[label]["times"].items():
+                lines.append(f"| {name} | {v['median_s']:.3f} | "
+                             f"{', '.join(f'{x:.2f}' for x in v['runs_s'])} | {v['cpu_median_s']:.2f} |")
+        lines += ["",
+                  f"- **4 images: `rgb2raw infer` takes {i['four']['ratio']}x the decode + write "
+                  f"baseline's wall time; 1 image: {i['one']['ratio']}x.** CPU time: "
+                  f"{i['four']['cpu_ratio']}x and {i['one']['cpu_ratio']}x.",
+                  f"- Load average before/after: four {i['four']['loadavg_before_after']}, "
+                  f"one {i['one']['loadavg_before_after']}.",
+                  "- Commands: " + "; ".join(f"`{c}`" for c in i["commands"].values()), ""]
+    if "help" in record:
+        h = record["help"]
+        lines += ["## start-up", "", "| command | median s | runs s | CPU s (median) |",
+                  "| --- | ---: | --- | ---: |",
+                  *[f"| `{h['commands'][name]}` | {v['median_s']:.3f} | "
+                    f"{', '.join(f'{x:.2f}' for x in v['runs_s'])} | {v['cpu_median_s']:.2f} |"
+                    for name, v in h["times"].items()],
+                  "", f"- Heavy modules imported (python -X importtime): --help "
+                  f"{h['heavy_imports']['--help'] or 'none'}; infer --help "
+                  f"{h['heavy_imports']['infer --help'] or 'none'}.",
+                  f"- Load average before/after: {h['loadavg_before_after']}.", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="infer with this model instead of the default")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short run: 96 pairs, one round (recorded as e2e-quick)")
+    parser.add_argument("--repeats", type=int, help="rounds per comparison (default 3; help 5)")
+    parser.add_argument("--pairs", type=int, help="score pairs (default 480)")
+    parser.add_argument("--only", default="score,infer,help",
+                        help="comma-separated subset of score, infer, help")
+    parser.add_argument("--no-record", action="store_true", help="print only; write no results")
+    args = parser.parse_args()
+    wanted = {part.strip() for part in args.only.split(",") if part.strip()}
+    if not wanted <= {"score", "infer", "help"}:
+        parser.error(f"--only: unknown case(s) {sorted(wanted - {'score', 'infer', 'help'})}")
+    repeats = args.repeats or (1 if args.quick else 3)
+    if repeats < 1:
+        parser.error("--repeats must be at least 1")
+    pairs = args.pairs or (96 if args.quick else 480)
+    env = common.clean_env()
+
+    record: dict[str, object] = {"command": "python benchmarks/bench_e2e.py " + " ".join(sys.argv[1:]),
+                                 "machine": common.machine_info(), "repeats": repeats}
+    with tempfile.TemporaryDirectory(prefix="rgb2raw-e2e-") as name:
+        tmp = Path(name)
+        if "score" in wanted:
+            record["score"] = bench_score(tmp, pairs, repeats, env)
+        if "infer" in wanted:
+            record["infer"] = bench_infer(tmp, repeats, env, args.model)
+        if "help" in wanted:
+            record["help"] = bench_help(max(repeats, 3 if args.quick else 5), env)
+    record["loadavg_end"] = common.load_average()
+    text = markdown(record)
+    print(text)
+    if not args.no_record:
+        model_tag = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(args.model).stem) if args.model else ""
+        stem = "e2e-quick" if args.quick else (f"e2e-{model_tag}" if model_tag else "e2e")
+        for path in common.write_record(stem, record, text):
+            _log(f"recorded {path.relative_to(common.REPO)}")
+    score = record.get("score")
+    if isinstance(score, dict) and score["max_abs_deviation"] > TOLERANCE:
+        _log(f"FAIL: scores differ from the reference by {score['max_abs_deviation']:.2e}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
