@@ -12,6 +12,7 @@ from rgb2raw.nets.liteisp import ChannelAttention, LiteISPNetS  # noqa: E402
 from rgb2raw.nets.twopass import (  # noqa: E402
     _accumulate_border_sums,
     _conv_mean,
+    frame_runner,
     input_rows,
     receptive_radius,
     run_full_frame,
@@ -60,6 +61,16 @@ def test_equals_whole_frame_pass(tile, n):
     assert out.shape == whole.shape == (n, 4, 128, 24)
     assert float(whole.std()) > 0.5  # the tolerance below is small against the output range
     assert float((out - whole).abs().max()) < 0.05 * ONE_DN
+
+
+def test_frame_runner_hook_takes_and_returns_numpy():
+    net = _net(0)
+    rgb = _frame(1, 1, 64, 32)
+    with torch.inference_mode():
+        whole = net(rgb).numpy()
+    out = frame_runner(net, rgb.numpy())
+    assert out.dtype == whole.dtype and out.shape == whole.shape
+    assert float(abs(out - whole).max()) < 0.05 * ONE_DN
 
 
 def test_equals_whole_frame_pass_at_published_widths():

@@ -52,15 +52,17 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from torch import nn
 
     from rgb2raw.nets.liteisp import AttentionResBlock, LiteISPNetS
 
-#: Default strip height, in rows of each level's grid (the H/2 level's strips are 2 * 128 RGB
-#: rows). Measured on a P20 frame (benchmarks/bench_fullframe.py): taller strips run convolutions
-#: more efficiently, shorter ones need less memory for a strip's temporaries.
-DEFAULT_TILE = 128
+#: Default strip height, in rows of each level's grid (the H/2 level's strips are 2 * 96 RGB
+#: rows). Taller strips run convolutions more efficiently, shorter ones need less memory for a
+#: strip's temporaries. Measured on a P20 frame (one fresh process each, load 6 on 2 cores):
+#: 64 rows: 80 s CPU, peak 1281 MiB; 96: 68 s, 1324 MiB; 128: 66 s, 1380 MiB.
+DEFAULT_TILE = 96
 # Radii (rows each side) of the local pieces, in rows of the level they run on.
 _RES_HALO = 2  # conv3x3, ReLU, conv3x3
 _SA_HALO = 3  # 7x7 convolution of the spatial attention
@@ -94,6 +96,19 @@ def run_full_frame(
     with torch.inference_mode():
         outs = [_one_frame(net, rgb[i : i + 1], tile) for i in range(rgb.shape[0])]
     return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+
+def frame_runner(net: LiteISPNetS, rgb: object) -> np.ndarray:
+    """The engine's full-frame hook (`rgb2raw.nets.Architecture.frame_runner`).
+
+    ``(N, 3, H, W)`` float32 RGB (a NumPy array, as the engine passes, or a tensor) ->
+    ``(N, 4, H/2, W/2)`` float32 NumPy array: `run_full_frame` with the default strips.
+    """
+    import numpy as np
+    import torch
+
+    tensor = rgb if isinstance(rgb, torch.Tensor) else torch.from_numpy(np.asarray(rgb))
+    return run_full_frame(net, tensor).numpy()
 
 
 def _one_frame(net: LiteISPNetS, rgb: torch.Tensor, tile: int) -> torch.Tensor:
