@@ -102,6 +102,9 @@ USAGE_MISTAKES = {
     "train no data": ["train", "-o", "OUT"],
     "train no output": ["train", "IN"],
     "train resume overwrite": ["train", "-o", "OUT", "--resume", "--overwrite"],
+    "calibrate base": ["calibrate", "IN", "-o", "OUT", "--camera", "x", "--base", "s9"],
+    "calibrate output dash": ["calibrate", "IN", "-o", "-", "--camera", "x"],
+    "calibrate no name": ["calibrate", "IN", "-o", "OUT", "--camera", " "],
     "train regime": ["train", "--synthetic", "IN", "-o", "OUT", "--synthetic-regime", "x"],
 }
 
@@ -123,7 +126,7 @@ def test_usage_mistakes_exit_2_with_one_line(name: str, tmp_path: Path, inputs: 
 def test_camera_is_case_insensitive_and_listed_in_help(tmp_path: Path, inputs: Path) -> None:
     result = invoke("infer", inputs, "-o", tmp_path / "out", "--camera", "S7")
     assert result.exit_code == 0, result.stderr
-    assert "parametric-s7" in result.stdout
+    assert "calibrated-s7" in result.stdout
     helped = runner.invoke(app, ["infer", "--help"], env={"COLUMNS": "200"})
     assert "s7|p20|generic" in helped.stdout
 

@@ -129,7 +129,7 @@ def infer_command(
     model: Annotated[str | None, typer.Option(
         "--model", "-m", metavar="NAME|PATH", autocompletion=complete_model_name,
         help="Zoo model name, a training run folder, .onnx file, or torch checkpoint "
-             "(with --arch). Default: the camera's bundled parametric-<camera>.")] = None,
+             "(with --arch). Default: the camera's bundled calibrated-<camera>.")] = None,
     camera: Annotated[CameraName | None, common.camera_option(
         "Camera (default: the model's camera, else generic). Sets the crop grid, noise and "
         "DNG metadata.")] = None,
