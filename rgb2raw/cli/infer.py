@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rgb2raw.cli")
 
-Backend = Literal["onnx", "torch"]
 Stitch = Literal["auto", "off"]
 Format = Literal["packed", "unpacked", "dng"]
 if TYPE_CHECKING:
@@ -136,8 +135,10 @@ def infer_command(
     arch: Annotated[Arch | None, typer.Option(
         "--arch", case_sensitive=False,
         help="Architecture of a local torch checkpoint.")] = None,
-    backend: Annotated[Backend, typer.Option(
-        "--backend", case_sensitive=False, help="Runtime.")] = "onnx",
+    backend: Annotated[common.Backend, typer.Option(
+        "--backend", case_sensitive=False,
+        help="Runtime. auto: ONNX Runtime, or torch for a torch checkpoint whose network runs "
+             "whole frames in bounded memory only there (LiteISPNet_s).")] = "auto",
     device: Annotated[ComputeDevice, typer.Option(
         "--device", case_sensitive=False, help="Compute device.")] = "cpu",
     provider: Annotated[list[str] | None, typer.Option(
