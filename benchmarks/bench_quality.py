@@ -68,8 +68,7 @@ def centre_method(camera: str) -> Method:
 def engine_method(model: str, camera: str) -> Method:
     """`model` (a zoo name, an .onnx file or a run folder with its card) through the engine,
     on the whole image at once (as full-frame models need)."""
-    from rgb2raw.backends import load_model
-    from rgb2raw.pipeline import RunSettings, infer_image
+    from rgb2raw.pipeline import RunSettings, infer_image, load_model
 
     loaded = load_model(model, camera=camera)
     settings = RunSettings(tile=-1)
@@ -173,7 +172,10 @@ def markdown(record: dict[str, Any]) -> str:
              f"({len(record['test_photos'])} photos: never trained on) through ISP families "
              "never simulated in training; challenge scoring at full packed resolution, seed "
              f"{record['seed']}",
-             "- rows: " + "; ".join(f"`{k}`: {v}" for k, v in record["row_notes"].items()), "",
+             "- rows: " + "; ".join(f"`{k}`: {v}" for k, v in record["row_notes"].items()),
+             "- the simulation is centred on `centre` (Brooks tone curve, formula x measured "
+             "gains), not on calibrated-*'s fitted tone tables: the simulated columns favour "
+             "models built around that centre", "",
              "| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for label, cells in rows.items():
         text = []
@@ -230,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{camera}/{family}: {label:12s} {cell['psnr']:6.2f} dB "
                       f"{cell['ssim']:.4f}", file=sys.stderr, flush=True)
     notes = {"naive": "JPEG sampled onto the Bayer grid", "formula": "parametric-<camera>",
-             "calibrated": "calibrated-<camera> (models/)",
+             "calibrated": "calibrated-<camera> (models/; fitted on these same two figures, so "
+                           "its real columns are in-sample)",
              "centre": "formula x measured gains (isp_families.CENTRES)",
              "learned": "learned-<camera> / --learned"}
     record = {

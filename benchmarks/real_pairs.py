@@ -147,9 +147,8 @@ def naive_model(rgb01: np.ndarray) -> np.ndarray:
 
 def rgb2raw_model(name: str | None, camera: str) -> ModelFn:
     """A model as `rgb2raw infer` runs it (`name` None: the camera's default)."""
-    from rgb2raw.backends import load_model
     from rgb2raw.cameras import get_camera
-    from rgb2raw.pipeline import RunSettings, infer_image
+    from rgb2raw.pipeline import RunSettings, infer_image, load_model
 
     loaded = load_model(name, camera=camera)
     profile = get_camera(camera)
@@ -161,6 +160,6 @@ if __name__ == "__main__":
 
     for cam in ("s7", "p20"):
         for label, fn in (("naive", naive_model), ("default", rgb2raw_model(None, cam)),
-                          *((m, rgb2raw_model(m, cam)) for m in sys.argv[1:])):
+                          *((m, rgb2raw_model(m.replace("CAMERA", cam), cam)) for m in sys.argv[1:])):
             p, s = score_model(cam, fn)
             print(f"{cam:4s} {label:24s} PSNR {p:6.2f} dB  SSIM {s:.4f}")

@@ -268,6 +268,16 @@ class TorchBackend:
     def ready(self) -> None:
         """A torch backend is ready once built."""
 
+    def run_frame(self, runner: Any, batch: np.ndarray) -> np.ndarray:
+        """Run ``runner(module, tensor) -> tensor`` (an architecture's whole-frame runner,
+        `rgb2raw.nets.Architecture.frame_runner`) on `batch`, on this backend's device."""
+        batch = _check_batch(batch)
+        torch = self.torch
+        with torch.inference_mode():
+            tensor = torch.from_numpy(batch).to(device=self.device, dtype=self.dtype)
+            output = runner(self.module, tensor).float().cpu().numpy()
+        return _check_output(output, batch, self.name)
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = _check_batch(batch)
         torch = self.torch
@@ -297,8 +307,8 @@ class FunctionBackend:
 # ------------------------------------------------------------------ a card's file -> backend
 
 
-BackendName = Literal["onnx", "torch"]
-BACKENDS: tuple[str, ...] = ("onnx", "torch")
+BackendName = Literal["auto", "onnx", "torch"]
+BACKENDS: tuple[str, ...] = ("auto", "onnx", "torch")
 
 
 @dataclass
@@ -310,8 +320,6 @@ class LoadedModel:
     #: Tiles run at once (threads); more than 1 only for light models (`tiling.is_light`),
     #: whose backend then runs each tile on one thread.
     workers: int = 1
-    #: The torch module, when the backend runs one (for an architecture's frame runner).
-    module: Any = field(default=None, repr=False)
     #: Holds a temporary ONNX export alive for the backend's lifetime.
     _scratch: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
@@ -337,6 +345,20 @@ def _onnx_from_module(module: object, *, size_multiple: int, device: Device, thr
     return OnnxBackend(path, device=device, threads=threads, providers=providers), scratch
 
 
+def resolve_backend(card: ModelCard, backend: BackendName) -> BackendName:
+    """`auto` made concrete: ONNX Runtime, except for a model that has only torch weights and
+    whose architecture runs whole frames in bounded memory (`CardContract.frame_runner`, torch
+    only): exported to ONNX, such a model would run its whole frame in one pass (MiAlgo's
+    LiteISPNet_s: several GB on a P20 frame), so it runs on torch with its frame runner."""
+    if backend != "auto":
+        return backend
+    formats = {entry.format for entry in card.files}
+    contract = card.contract
+    if "onnx" not in formats and contract.full_frame and contract.frame_runner is not None:
+        return "torch"
+    return "onnx"
+
+
 def check_requirements(card: ModelCard, backend: BackendName) -> None:
     """Raise, before anything loads, when an optional package the run needs is missing."""
     from rgb2raw._optional import require
@@ -348,7 +370,7 @@ def check_requirements(card: ModelCard, backend: BackendName) -> None:
         require("onnx", purpose=f"exporting model {card.name} to ONNX (backend onnx)")
 
 
-def open_model(card: ModelCard, *, backend: BackendName = "onnx", device: Device = "cpu",
+def open_model(card: ModelCard, *, backend: BackendName = "auto", device: Device = "cpu",
                threads: int = 0, fp16: bool = False, providers: list[str] | None = None,
                background: bool = False) -> LoadedModel:
     """Open the file of `card` that suits `backend`: its ONNX file, or its torch weights run
@@ -359,7 +381,8 @@ def open_model(card: ModelCard, *, backend: BackendName = "onnx", device: Device
     from rgb2raw import zoo
 
     if backend not in BACKENDS:
-        raise Rgb2RawError(None, f"unknown backend {backend!r}; choose onnx or torch")
+        raise Rgb2RawError(None, f"unknown backend {backend!r}; choose auto, onnx or torch")
+    backend = resolve_backend(card, backend)
     if fp16 and backend != "torch":
         raise Rgb2RawError(None, "fp16 is only available with the torch backend on cuda")
     formats = {entry.format: entry for entry in reversed(card.files)}
@@ -384,7 +407,7 @@ def open_model(card: ModelCard, *, backend: BackendName = "onnx", device: Device
     module = load_checkpoint(zoo.file_path(card, formats["torch"]), card.arch)
     if backend == "torch":
         return LoadedModel(card, TorchBackend(module, device=device, fp16=fp16,
-                                              threads=threads, name=card.name), module=module)
+                                              threads=threads, name=card.name))
     onnx_backend, scratch = _onnx_from_module(module, size_multiple=contract.size_multiple,
                                               device=device, threads=threads,
                                               providers=providers, name=card.name)
@@ -402,6 +425,7 @@ __all__ = [
     "BackendName",
     "LoadedModel",
     "check_requirements",
+    "resolve_backend",
     "open_model",
     "PROVIDER_ALIASES",
     "Backend",

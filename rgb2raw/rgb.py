@@ -127,25 +127,22 @@ def unit_scale(dtype: np.dtype) -> float:
     raise ValueError(f"unsupported pixel type {dtype}")
 
 
-def to_unit(rgb: np.ndarray, *, out: np.ndarray | None = None,
-            dtype: np.dtype | None = None) -> np.ndarray:
+def to_unit(rgb: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """uint8/uint16/float RGB -> float32 in [0, 1]: ``min(1, float32(v) * float32(scale))``.
 
-    `out` (float32, the same shape; it may be `rgb` itself) receives the result instead of a
-    new array; `dtype` names the pixel type the values were decoded as when `rgb` already
-    holds them as float32 (a batch of tiles). This is the one conversion: `read_rgb` applies
-    it to whole images, the engine to tiles of integer images (`read_rgb(..., as_float=False)`),
-    with the same float32 arithmetic.
+    `out` (float32, the same shape) receives the result instead of a new array. This is the
+    one conversion: `read_rgb` applies it to whole images, the engine to tiles of integer
+    images (`read_rgb(..., as_float=False)`), so both give the same float32 numbers.
+    Integers take one multiplication and no clip: ``float32(v) * float32(1/255)`` is at most
+    exactly 1.0 for every uint8 (and likewise for uint16 with 1/65535).
     """
-    scale = unit_scale(rgb.dtype if dtype is None else np.dtype(dtype))
-    if out is rgb:
-        pass
-    elif out is None:
+    scale = unit_scale(rgb.dtype)
+    if scale != 1.0:
+        return np.multiply(rgb, np.float32(scale), out=out, dtype=np.float32)
+    if out is None:
         out = rgb.astype(np.float32)  # the one full-size float copy
     else:
         out[...] = rgb
-    if scale != 1.0:
-        out *= np.float32(scale)
     return np.clip(out, 0.0, 1.0, out=out)
 
 

@@ -124,12 +124,65 @@ def test_load_model_from_a_checkpoint_on_both_backends(tmp_path: Path) -> None:
     np.testing.assert_allclose(on_onnx.backend.run(batch), on_torch.backend.run(batch), atol=1e-4)
 
 
-def test_load_model_default_is_the_bundled_parametric_model() -> None:
+def test_load_model_default_is_the_bundled_calibrated_model() -> None:
     model = load_model(None, camera="s7")
-    assert model.contract.name == "parametric-s7" and model.contract.camera == "s7"
+    assert model.contract.name == "calibrated-s7" and model.contract.camera == "s7"
+    assert load_model("parametric-s7").contract.name == "parametric-s7"  # still there by name
     out = model.backend.run(np.full((1, 3, 8, 8), 0.5, np.float32))
     assert out.shape == (1, 4, 4, 4) and np.isfinite(out).all()
     with pytest.raises(Rgb2RawError, match="no torch weights"):
         load_model(None, camera="s7", backend="torch")
     with pytest.raises(Rgb2RawError, match="unknown model"):
         load_model("no-such-model")
+
+
+def test_a_session_is_opened_once_per_process(tmp_path: Path,
+                                              tiny_net: Callable[[int], Any]) -> None:
+    path = export(tiny_net(3), tmp_path / "once.onnx")
+    first, second = OnnxBackend(path, threads=1), OnnxBackend(path, threads=1)
+    assert first.session is second.session
+    assert OnnxBackend(path, threads=2).session is not first.session  # other options
+
+
+def test_a_model_opening_in_the_background_reports_its_problem_on_ready(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx graph")
+    backend = OnnxBackend(broken, background=True)  # returns at once
+    with pytest.raises(Rgb2RawError, match="cannot load onnx model"):
+        backend.ready()
+    with pytest.raises(Rgb2RawError, match="cannot load onnx model"):
+        backend.run(np.zeros((1, 3, 8, 8), np.float32))
+
+
+def test_a_broken_model_fails_the_run_not_each_file(tmp_path: Path) -> None:
+    import cv2
+
+    from rgb2raw.batch import infer_paths
+    from rgb2raw.cameras import get_camera
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx graph")
+    (tmp_path / "in").mkdir()
+    for index in range(2):
+        cv2.imwrite(str(tmp_path / "in" / f"{index}.png"), np.zeros((8, 8, 3), np.uint8))
+    model = load_model(broken, background=True)
+    with pytest.raises(Rgb2RawError, match="cannot load onnx model"):
+        infer_paths([tmp_path / "in"], tmp_path / "out", model, get_camera("generic"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_auto_backend_runs_bounded_memory_frame_models_on_torch() -> None:
+    """`auto` is ONNX Runtime, except for torch weights of a network whose whole frames run in
+    bounded memory only on torch (LiteISPNet_s's two-pass runner)."""
+    from rgb2raw.backends import resolve_backend
+    from rgb2raw.zoo import ModelCard, ModelFile
+
+    def card(arch: str, fmt: str) -> ModelCard:
+        return ModelCard(name="m", camera="p20", arch=arch, description="",
+                         files=(ModelFile(filename=f"m.{fmt}", format=fmt),))  # type: ignore[arg-type]
+
+    assert resolve_backend(card("liteisp", "torch"), "auto") == "torch"
+    assert resolve_backend(card("unet", "torch"), "auto") == "onnx"
+    assert resolve_backend(card("liteisp", "onnx"), "auto") == "onnx"  # an exported graph
+    assert resolve_backend(card("liteisp", "torch"), "onnx") == "onnx"  # asked for explicitly
+    assert resolve_backend(load_model(None, camera="p20").card, "auto") == "onnx"

@@ -126,7 +126,7 @@ def test_usage_mistakes_exit_2_with_one_line(name: str, tmp_path: Path, inputs: 
 def test_camera_is_case_insensitive_and_listed_in_help(tmp_path: Path, inputs: Path) -> None:
     result = invoke("infer", inputs, "-o", tmp_path / "out", "--camera", "S7")
     assert result.exit_code == 0, result.stderr
-    assert "parametric-s7" in result.stdout
+    assert "calibrated-s7" in result.stdout
     helped = runner.invoke(app, ["infer", "--help"], env={"COLUMNS": "200"})
     assert "s7|p20|generic" in helped.stdout
 

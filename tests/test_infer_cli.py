@@ -55,7 +55,7 @@ def test_the_default_model_runs_offline_with_tta_and_noise(tmp_path: Path) -> No
     result = runner.invoke(app, ["infer", str(tmp_path / "a.png"), "-o", str(tmp_path / "a.npy"),
                                  "--camera", "p20", "--tta", "--noise", "--iso", "200"])
     assert result.exit_code == 0, result.stderr
-    assert "parametric-p20" in result.stdout
+    assert "calibrated-p20" in result.stdout
     assert np.load(tmp_path / "a.npy").shape == (6, 8, 4)
 
 

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rgb2raw.cli")
 
-Backend = Literal["onnx", "torch"]
 Stitch = Literal["auto", "off"]
 Format = Literal["packed", "unpacked", "dng"]
 if TYPE_CHECKING:
@@ -129,15 +128,17 @@ def infer_command(
     model: Annotated[str | None, typer.Option(
         "--model", "-m", metavar="NAME|PATH", autocompletion=complete_model_name,
         help="Zoo model name, a training run folder, .onnx file, or torch checkpoint "
-             "(with --arch). Default: the camera's bundled parametric-<camera>.")] = None,
+             "(with --arch). Default: the camera's bundled calibrated-<camera>.")] = None,
     camera: Annotated[CameraName | None, common.camera_option(
         "Camera (default: the model's camera, else generic). Sets the crop grid, noise and "
         "DNG metadata.")] = None,
     arch: Annotated[Arch | None, typer.Option(
         "--arch", case_sensitive=False,
         help="Architecture of a local torch checkpoint.")] = None,
-    backend: Annotated[Backend, typer.Option(
-        "--backend", case_sensitive=False, help="Runtime.")] = "onnx",
+    backend: Annotated[common.Backend, typer.Option(
+        "--backend", case_sensitive=False,
+        help="Runtime. auto: ONNX Runtime, or torch for a torch checkpoint whose network runs "
+             "whole frames in bounded memory only there (LiteISPNet_s).")] = "auto",
     device: Annotated[ComputeDevice, typer.Option(
         "--device", case_sensitive=False, help="Compute device.")] = "cpu",
     provider: Annotated[list[str] | None, typer.Option(

@@ -1,6 +1,8 @@
 """The reproducible recipe of the learned offline models (``learned-<camera>``), as one command.
 
-    python -m rgb2raw.train.learned_recipe PHOTOS RUN_DIR --camera s7 [--minutes 12]
+    python -m rgb2raw.train.learned_recipe PHOTOS RUN_DIR --camera s7 [--minutes 15]
+    python -m rgb2raw.train.learned_recipe PHOTOS RUN_DIR --camera s7 --bundle models \
+        --quality benchmarks/results/quality.json      # copy a run into models/
 
 PHOTOS is the folder `benchmarks/fetch_photos.py` writes (its ``manifest.json`` says each
 photo's licence and split); only ``train`` photos with a licence are used. A fixed bank of
@@ -29,7 +31,7 @@ from rgb2raw._atomic import atomic_write
 from rgb2raw.cameras import get_camera
 from rgb2raw.rgb import read_rgb
 from rgb2raw.train.isp_families import CENTRES, TRAIN_FAMILIES, random_view, simulate
-from rgb2raw.zoo.cards import ModelCard, ModelFile
+from rgb2raw.zoo.cards import ModelCard, ModelFile, Reported
 
 MANIFEST = "manifest.json"
 
@@ -148,19 +150,20 @@ def train(photos_dir: Path, run_dir: Path, recipe: Recipe, *, log: Any = sys.std
 
 
 def publish(run_dir: Path, model: Any, recipe: Recipe) -> None:
-    """Export ``model.onnx`` and write ``model.json`` through the one card writer."""
+    """Export ``model.onnx`` and write ``model.json`` (the "global" contract: full frame, the
+    camera's own levels)."""
     from rgb2raw.nets.export import export_onnx
     from rgb2raw.train.publish import graph_bytes_per_pixel
     from rgb2raw.zoo.cards import file_entry, write_card
 
     onnx_path = export_onnx(model, run_dir / "model.onnx", example_hw=(64, 64))
-    card = learned_card("model", recipe, [file_entry(onnx_path, "onnx")],
+    card = learned_card("model", recipe, file_entry(onnx_path, "onnx"),
                         graph_bytes_per_pixel(onnx_path))
     write_card(run_dir / "model.json", card)
 
 
-def learned_card(name: str, recipe: Recipe, files: list[ModelFile],
-                 bytes_per_pixel: int | None) -> ModelCard:
+def learned_card(name: str, recipe: Recipe, onnx_file: ModelFile, bytes_per_pixel: int | None,
+                 reported: Reported | None = None, card: str | None = None) -> ModelCard:
     """The card of a learned run: the "global" architecture's contract (full frame, the
     camera's levels) plus what the run measured."""
     return ModelCard(
@@ -168,10 +171,37 @@ def learned_card(name: str, recipe: Recipe, files: list[ModelFile],
         description=("calibrated inverse ISP corrected per image from global statistics "
                      "(GlobalReverseISP), trained on simulated phone ISPs "
                      f"({', '.join(recipe.families)}) from a licensed photo corpus"),
-        files=tuple(files), bytes_per_pixel=bytes_per_pixel,
+        files=(onnx_file,), bytes_per_pixel=bytes_per_pixel,
         source="python -m rgb2raw.train.learned_recipe (rgb2raw)",
-        license="MIT (rgb2raw); trained on photos under CC-BY-4.0, CC-BY-SA-4.0, CC0-1.0, "
-                "GPL-2+ and public domain (see the model card)")
+        license=("MIT (rgb2raw); trained on photos under CC-BY-4.0, CC-BY-SA-4.0, CC0-1.0, "
+                 "GPL-2+ and public domain (see the model card)"),
+        reported=reported, card=card)
+
+
+def bundle(run_dir: Path, models_dir: Path, reported: dict[str, Any] | None, *,
+           overwrite: bool = False) -> Path:
+    """Copy a run's ONNX graph into `models_dir` as ``learned-<camera>.onnx`` with its card."""
+    import shutil
+
+    from rgb2raw.errors import Rgb2RawError
+    from rgb2raw.zoo.cards import file_entry, load_card, write_card
+
+    summary = json.loads((run_dir / "recipe.json").read_text(encoding="utf-8"))
+    settings = dict(summary["recipe"])
+    settings["view"] = tuple(settings["view"])
+    recipe = Recipe(**settings)
+    local = load_card(run_dir / "model.json")
+    name = f"learned-{recipe.camera}"
+    target, card_path = models_dir / f"{name}.onnx", models_dir / f"{name}.json"
+    if not overwrite and (target.exists() or card_path.exists()):
+        raise Rgb2RawError(card_path, "already exists (use overwrite to replace it)")
+    with atomic_write(target) as handle, (run_dir / "model.onnx").open("rb") as source:
+        shutil.copyfileobj(source, handle)
+    score = None if reported is None else Reported(
+        str(reported["set"]), float(reported["psnr"]), float(reported["ssim"]))
+    card = learned_card(name, recipe, file_entry(target, "onnx"), local.bytes_per_pixel,
+                        reported=score, card="learned.md")
+    return write_card(card_path, card)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,9 +214,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--views-per-photo", type=int, default=48)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dilations", type=int, nargs="+", default=[1],
+                        help="the local branch's 3x3 layers (one layer: a single 3x3 step)")
+    parser.add_argument("--bundle", type=Path, metavar="MODELS_DIR",
+                        help="do not train: copy RUN_DIR into MODELS_DIR as learned-<camera>, "
+                             "with the mean held-out score of --quality")
+    parser.add_argument("--quality", type=Path, help="bench_quality.py's quality.json")
+    parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
+    if args.bundle is not None:
+        reported = None
+        if args.quality is not None:
+            record = json.loads(args.quality.read_text(encoding="utf-8"))
+            cells = [cell for column, cell in record["rows"]["learned"].items()
+                     if column.startswith(f"{args.camera} / ")]
+            reported = {"set": "bench_quality.py: mean over held-out ISP families "
+                               f"({', '.join(record['families'])}) on held-out photos",
+                        "psnr": round(float(np.mean([c["psnr"] for c in cells])), 4),
+                        "ssim": round(float(np.mean([c["ssim"] for c in cells])), 4)}
+        print(bundle(args.run_dir, args.bundle, reported, overwrite=args.overwrite))
+        return 0
     recipe = Recipe(camera=args.camera, minutes=args.minutes, max_steps=args.max_steps,
-                    views_per_photo=args.views_per_photo, threads=args.threads, seed=args.seed)
+                    views_per_photo=args.views_per_photo, threads=args.threads, seed=args.seed,
+                    net_kwargs={"dilations": list(args.dilations)})
     summary = train(args.photos, args.run_dir, recipe)
     print(json.dumps({k: summary[k] for k in ("steps", "bank_pairs", "train_seconds",
                                               "final_loss")}))

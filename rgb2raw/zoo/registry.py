@@ -67,9 +67,14 @@ def complete_model_name(incomplete: str) -> list[str]:
         return []  # a broken card must not break shell completion
 
 
+#: Prefix of every camera's bundled default: the inverse ISP calibrated on real phone data
+#: (`models/calibrated.md`). The uncalibrated formula stays available as ``parametric-<camera>``.
+DEFAULT_PREFIX = "calibrated"
+
+
 def default_model(camera: str) -> ModelCard:
-    """The camera's bundled offline default model."""
-    return get_model(f"parametric-{camera}")
+    """The camera's bundled offline default model (``calibrated-<camera>``)."""
+    return get_model(f"{DEFAULT_PREFIX}-{camera}")
 
 
 def find_local_card(path: str | os.PathLike[str]) -> ModelCard | None:
