@@ -18,6 +18,7 @@ import typer
 
 from rgb2raw.cli import common
 from rgb2raw.cli._app import app, reports_errors
+from rgb2raw.cli._plain import PlainValuesCommand
 from rgb2raw.cli.common import CameraName, ComputeDevice, Overwrite, Quiet, SkipExisting, Verbose
 from rgb2raw.nets import ARCHITECTURES
 
@@ -117,7 +118,7 @@ def _print_failures(report: batch.BatchReport, output: Path) -> None:
                    "(use --overwrite to replace them, or --skip-existing)", err=True)
 
 
-@app.command("infer", rich_help_panel="Reconstruct RAW")
+@app.command("infer", rich_help_panel="Reconstruct RAW", cls=PlainValuesCommand)
 @reports_errors
 def infer_command(
     inputs: Annotated[list[Path], typer.Argument(
