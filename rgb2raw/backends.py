@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.errors import InvalidParameter, Rgb2RawError
 from rgb2raw.tiling import is_light, round_up, tile_multiple, tile_workers
 
 if TYPE_CHECKING:
@@ -250,11 +250,11 @@ class TorchBackend:
         if device not in DEVICES:
             raise Rgb2RawError(None, f"unknown device {device!r}; choose cpu or cuda")
         if device == "cuda" and not torch.cuda.is_available():
-            raise Rgb2RawError(None, "--device cuda was requested but torch sees no CUDA device "
-                                     f"(torch {torch.__version__}); use --device cpu")
+            raise InvalidParameter("device", "cuda was requested but torch sees no CUDA device "
+                                             f"(torch {torch.__version__})", hint="use cpu")
         if fp16 and device != "cuda":
-            raise Rgb2RawError(None, "fp16 needs --device cuda (half precision is slow and "
-                                     "inexact on the CPU)")
+            raise InvalidParameter("fp16", "half precision needs the cuda device (it is slow "
+                                           "and inexact on the CPU)")
         if threads > 0:
             torch.set_num_threads(int(threads))
         self.torch = torch

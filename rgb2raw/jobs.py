@@ -163,18 +163,6 @@ def plan_jobs(files: Sequence[InputFile], *, crops_per_frame: int, stitch: bool,
     return jobs
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` -> (I, N) with 0 <= I < N."""
-    try:
-        index_text, count_text = text.split("/")
-        index, count = int(index_text), int(count_text)
-    except ValueError:
-        raise Rgb2RawError(None, f"--shard must look like I/N (e.g. 0/4), got {text!r}") from None
-    if count < 1 or not 0 <= index < count:
-        raise Rgb2RawError(None, f"--shard {text}: need 0 <= I < N")
-    return index, count
-
-
 def shard_from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> tuple[int, int]:
     """(RANK, WORLD_SIZE) as set by torchrun, or (0, 1) when not under a launcher."""
     env = os.environ if environ is None else environ
@@ -213,7 +201,6 @@ __all__ = [
     "find_collisions",
     "group_scenes",
     "output_rel",
-    "parse_shard",
     "plan_jobs",
     "shard_from_env",
     "shard_jobs",

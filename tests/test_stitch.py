@@ -82,11 +82,7 @@ def test_shards_are_disjoint_cover_everything_and_keep_scenes_whole() -> None:
     assert planning.shard_jobs(jobs[::-1], 1, 3) == planning.shard_jobs(jobs, 1, 3)
 
 
-def test_parse_shard_and_environment() -> None:
-    assert planning.parse_shard("2/4") == (2, 4)
-    for bad in ("4/4", "1", "a/b", "-1/2"):
-        with pytest.raises(Rgb2RawError):
-            planning.parse_shard(bad)
+def test_shard_from_environment() -> None:
     assert planning.shard_from_env({}) == (0, 1)
     assert planning.shard_from_env({"RANK": "3", "WORLD_SIZE": "4"}) == (3, 4)
     with pytest.raises(Rgb2RawError):
