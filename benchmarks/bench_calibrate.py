@@ -17,8 +17,9 @@ The pipeline (RAW -> JPEG), per scene:
   optionally the ISP zooms the picture (P20-like crop/zoom) before the JPEG.
 
 Rows measured on held-out scenes (never used by calibrate): the uncalibrated formula
-(`infer --camera s7`), the pipeline's own inverse at its typical settings (the oracle a
-pixel-wise model can reach), and `calibrate` -> `infer --model OUT`. Whole commands run in
+(`infer --model parametric-s7`), the bundled default (`infer --camera s7`), the pipeline's own
+inverse at its typical settings (the oracle a pixel-wise model can reach) and at the training
+scenes' mean settings, and `calibrate` -> `infer --model OUT`. Whole commands run in
 fresh processes; PSNR is `rgb2raw score` (official semantics).
 """
 
@@ -196,7 +197,8 @@ def main() -> int:
         folder.mkdir()
         (folder / ONNX_NAME).write_bytes(build_graph(params, name).SerializeToString())
         write_card(folder, params, camera_name=name, base="s7", reported=None, pairs=0)
-    rows = {"uncalibrated formula (infer --camera s7)": ["--camera", "s7"],
+    rows = {"uncalibrated formula (infer --model parametric-s7)": ["--model", "parametric-s7"],
+            "bundled default (infer --camera s7)": ["--camera", "s7"],
             "pipeline's own typical settings (oracle)": ["--model", str(work / "oracle")],
             "pipeline's inverse at the training scenes' mean settings":
                 ["--model", str(work / "oracle-seen")],

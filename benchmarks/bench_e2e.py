@@ -24,7 +24,8 @@ Cases:
 
 The machine (CPU model, cores, memory), the load average before and after each case, the
 versions and the commit are recorded in benchmarks/results/e2e.json and e2e.md (e2e-quick.*
-with --quick, e2e-<model>.* with --model).
+with --quick, e2e-<model>.* with --model; a run of only some cases adds them to the name, e.g.
+e2e-infer.* for --only infer).
 """
 
 from __future__ import annotations
@@ -377,6 +378,8 @@ def main() -> int:
     if not args.no_record:
         model_tag = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(args.model).stem) if args.model else ""
         stem = "e2e-quick" if args.quick else (f"e2e-{model_tag}" if model_tag else "e2e")
+        if wanted != {"score", "infer", "help"}:  # a partial run never replaces the full record
+            stem += "-" + "-".join(sorted(wanted))
         for path in common.write_record(stem, record, text):
             _log(f"recorded {path.relative_to(common.REPO)}")
     score = record.get("score")

@@ -4,8 +4,9 @@ Times, interleaved in one run (so machine load hits every case alike), the media
 of N fresh processes for
 
 - the baselines ``python -c pass`` and a two-command Typer app printing its rich --help;
-- ``rgb2raw --help``, ``rgb2raw COMMAND --help`` for every command, and one shell-completion
-  request (``--model`` names, which reads the model cards);
+- ``rgb2raw --help``, ``rgb2raw COMMAND --help`` for every command (piped, as a timing tool
+  runs them; piped help is plain text), ``infer --help`` on a pseudo-terminal (rich boxes),
+  and one shell-completion request (``--model`` names, which reads the model cards);
 
 and, per case, which of numpy, cv2, torch, onnxruntime, pydantic got imported (from
 ``python -X importtime``). Results, with the machine and its load, go to
@@ -33,6 +34,8 @@ RESULTS = Path(__file__).resolve().parent / "results" / "startup.json"
 HEAVY = ("numpy", "cv2", "torch", "onnxruntime", "onnx", "pydantic")
 COMMANDS = ("infer", "train", "score", "pack", "visualize", "models", "models list",
             "models pull")
+# Marks a case whose stdout is a pseudo-terminal (rich help is drawn only on a terminal).
+TERMINAL = "_BENCH_TERMINAL"
 TYPER_BASELINE = '''
 import typer
 app = typer.Typer(rich_markup_mode="rich")
@@ -56,10 +59,42 @@ def cases(baseline_script: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
     }
     for command in COMMANDS:
         found[f"rgb2raw {command} --help"] = ([*rgb2raw, *command.split(), "--help"], {})
+    found["rgb2raw infer --help (terminal)"] = ([*rgb2raw, "infer", "--help"], {TERMINAL: "1"})
     found["completion: infer --model <Tab>"] = (rgb2raw, {
         "_RGB2RAW_COMPLETE": "complete_bash", "COMP_WORDS": "rgb2raw infer --model par",
         "COMP_CWORD": "3"})
     return found
+
+
+def run_once(command: list[str], env: dict[str, str]) -> float:
+    """Wall time of one fresh process; stdout a pseudo-terminal for TERMINAL cases."""
+    if env.get(TERMINAL) != "1":
+        started = time.perf_counter()
+        subprocess.run(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+        return time.perf_counter() - started
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+
+    def drain() -> None:  # a full terminal buffer would block the child
+        try:
+            while os.read(master, 65536):
+                pass
+        except OSError:
+            pass
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    started = time.perf_counter()
+    subprocess.run(command, env={**os.environ, **env, "COLUMNS": "100"}, stdout=slave,
+                   stderr=subprocess.DEVNULL, check=False)
+    elapsed = time.perf_counter() - started
+    os.close(slave)
+    reader.join(timeout=5)
+    os.close(master)
+    return elapsed
 
 
 def heavy_imports(argv: list[str], env: dict[str, str]) -> list[str]:
@@ -83,10 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()
         for _ in range(args.repeats):
             for name, (command, env) in table.items():
-                started = time.perf_counter()
-                subprocess.run(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, check=False)
-                times[name].append(time.perf_counter() - started)
+                times[name].append(run_once(command, env))
         load_after = os.getloadavg()
         imports = {name: heavy_imports(command, env) for name, (command, env) in table.items()}
     rows = []

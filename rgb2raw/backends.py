@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.errors import InvalidParameter, Rgb2RawError
 from rgb2raw.tiling import is_light, round_up, tile_multiple, tile_workers
 
 if TYPE_CHECKING:
@@ -250,11 +250,11 @@ class TorchBackend:
         if device not in DEVICES:
             raise Rgb2RawError(None, f"unknown device {device!r}; choose cpu or cuda")
         if device == "cuda" and not torch.cuda.is_available():
-            raise Rgb2RawError(None, "--device cuda was requested but torch sees no CUDA device "
-                                     f"(torch {torch.__version__}); use --device cpu")
+            raise InvalidParameter("device", "cuda was requested but torch sees no CUDA device "
+                                             f"(torch {torch.__version__})", hint="use cpu")
         if fp16 and device != "cuda":
-            raise Rgb2RawError(None, "fp16 needs --device cuda (half precision is slow and "
-                                     "inexact on the CPU)")
+            raise InvalidParameter("fp16", "half precision needs the cuda device (it is slow "
+                                           "and inexact on the CPU)")
         if threads > 0:
             torch.set_num_threads(int(threads))
         self.torch = torch
@@ -307,8 +307,8 @@ class FunctionBackend:
 # ------------------------------------------------------------------ a card's file -> backend
 
 
-BackendName = Literal["onnx", "torch"]
-BACKENDS: tuple[str, ...] = ("onnx", "torch")
+BackendName = Literal["auto", "onnx", "torch"]
+BACKENDS: tuple[str, ...] = ("auto", "onnx", "torch")
 
 
 @dataclass
@@ -345,6 +345,20 @@ def _onnx_from_module(module: object, *, size_multiple: int, device: Device, thr
     return OnnxBackend(path, device=device, threads=threads, providers=providers), scratch
 
 
+def resolve_backend(card: ModelCard, backend: BackendName) -> BackendName:
+    """`auto` made concrete: ONNX Runtime, except for a model that has only torch weights and
+    whose architecture runs whole frames in bounded memory (`CardContract.frame_runner`, torch
+    only): exported to ONNX, such a model would run its whole frame in one pass (MiAlgo's
+    LiteISPNet_s: several GB on a P20 frame), so it runs on torch with its frame runner."""
+    if backend != "auto":
+        return backend
+    formats = {entry.format for entry in card.files}
+    contract = card.contract
+    if "onnx" not in formats and contract.full_frame and contract.frame_runner is not None:
+        return "torch"
+    return "onnx"
+
+
 def check_requirements(card: ModelCard, backend: BackendName) -> None:
     """Raise, before anything loads, when an optional package the run needs is missing."""
     from rgb2raw._optional import require
@@ -356,7 +370,7 @@ def check_requirements(card: ModelCard, backend: BackendName) -> None:
         require("onnx", purpose=f"exporting model {card.name} to ONNX (backend onnx)")
 
 
-def open_model(card: ModelCard, *, backend: BackendName = "onnx", device: Device = "cpu",
+def open_model(card: ModelCard, *, backend: BackendName = "auto", device: Device = "cpu",
                threads: int = 0, fp16: bool = False, providers: list[str] | None = None,
                background: bool = False) -> LoadedModel:
     """Open the file of `card` that suits `backend`: its ONNX file, or its torch weights run
@@ -367,7 +381,8 @@ def open_model(card: ModelCard, *, backend: BackendName = "onnx", device: Device
     from rgb2raw import zoo
 
     if backend not in BACKENDS:
-        raise Rgb2RawError(None, f"unknown backend {backend!r}; choose onnx or torch")
+        raise Rgb2RawError(None, f"unknown backend {backend!r}; choose auto, onnx or torch")
+    backend = resolve_backend(card, backend)
     if fp16 and backend != "torch":
         raise Rgb2RawError(None, "fp16 is only available with the torch backend on cuda")
     formats = {entry.format: entry for entry in reversed(card.files)}
@@ -410,6 +425,7 @@ __all__ = [
     "BackendName",
     "LoadedModel",
     "check_requirements",
+    "resolve_backend",
     "open_model",
     "PROVIDER_ALIASES",
     "Backend",

@@ -312,7 +312,7 @@ def infer_paths(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
                     model.contract.name)
     jobs = plan_jobs([f for f in files if f.rel not in collisions],
                      crops_per_frame=camera.crops_per_frame, stitch=stitching,
-                     require_frames=model.contract.full_frame)
+                     require_frames=model.contract.full_frame, crop_size=camera.rgb_crop)
     jobs += [Job((f,), problem=collisions[f.rel]) for f in files if f.rel in collisions]
     jobs = shard_jobs(jobs, *shard)
     if progress is not None:

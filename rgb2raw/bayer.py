@@ -9,7 +9,7 @@ channels are always in the canonical order
 
 so a packed array means the same thing whatever sensor it came from. For an RGGB mosaic this
 is simply ``planes[..., 0] = mosaic[0::2, 0::2]``, ``[..., 1] = mosaic[0::2, 1::2]``,
-``[..., 2] = mosaic[1::2, 0::2]``, ``[..., 3] = mosaic[1::2, 1::2]`` (FORMAT.md).
+``[..., 2] = mosaic[1::2, 0::2]``, ``[..., 3] = mosaic[1::2, 1::2]`` (docs/conventions.md).
 
 Converting a mosaic from one pattern to another moves samples only *within* each 2x2 block,
 so it is exact and loses nothing at the borders.

@@ -1,6 +1,6 @@
 """Camera profiles: everything rgb2raw knows about a sensor, as one frozen dataclass.
 
-Numbers come from ../shared/cameras/CAMERAS.md and ../shared/aim22/FORMAT.md; each profile
+Numbers come from the public sources listed in docs/conventions.md; each profile
 names its sources. Colour math follows the DNG convention: `xyz_to_cam` maps CIE XYZ (D65) to
 camera RGB, so linear sRGB -> camera is ``xyz_to_cam @ SRGB_TO_XYZ`` with rows normalised to
 sum to one (white stays white, before white balance).
@@ -100,10 +100,10 @@ S7 = CameraProfile(
     noise_read=2.32350645e-6,
     base_iso=50,
     sources=(
-        "levels: black 0 / white 1023 as used by the AIM22 2nd-place team (FORMAT.md)",
-        "xyz_to_cam: Adobe DNG Converter D65 matrix as tabled in LibRaw (CAMERAS.md)",
+        "levels: black 0 / white 1023 as used by the AIM22 2nd-place team (docs/conventions.md)",
+        "xyz_to_cam: Adobe DNG Converter D65 matrix as tabled in LibRaw (docs/conventions.md)",
         "wb_gains: derived from xyz_to_cam for a D65 neutral",
-        "noise: stand-in from the Huawei P20 DNG NoiseProfile at ISO 50 (CAMERAS.md)",
+        "noise: stand-in from the Huawei P20 DNG NoiseProfile at ISO 50 (docs/conventions.md)",
     ),
 )
 
@@ -127,11 +127,11 @@ P20 = CameraProfile(
     noise_read=2.32350645e-6,
     base_iso=50,
     sources=(
-        "levels: black 60 / white 1020 as used by the AIM22 2nd-place team (FORMAT.md); "
-        "the phone's DNG says BlackLevel 64, WhiteLevel 1023 (CAMERAS.md)",
-        "xyz_to_cam: ColorMatrix1 (D65) of a real P20 DNG (CAMERAS.md)",
-        "wb_gains: AsShotNeutral 0.4509 1 0.5984 of a daylight P20 DNG (CAMERAS.md)",
-        "noise: NoiseProfile of the same DNG at ISO 50 (CAMERAS.md)",
+        "levels: black 60 / white 1020 as used by the AIM22 2nd-place team (docs/conventions.md); "
+        "the phone's DNG says BlackLevel 64, WhiteLevel 1023 (docs/conventions.md)",
+        "xyz_to_cam: ColorMatrix1 (D65) of a real P20 DNG (docs/conventions.md)",
+        "wb_gains: AsShotNeutral 0.4509 1 0.5984 of a daylight P20 DNG (docs/conventions.md)",
+        "noise: NoiseProfile of the same DNG at ISO 50 (docs/conventions.md)",
     ),
 )
 

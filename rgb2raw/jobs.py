@@ -115,12 +115,27 @@ def group_scenes(files: Sequence[InputFile], crops_per_frame: int
     return scenes, others
 
 
+def _is_crop_sized(path: Path, side: int) -> bool:
+    """Whether the image at `path` is `side` x `side` pixels, from its header alone; False
+    when the header cannot be read (the job then fails with the file's own read error)."""
+    from rgb2raw.rgb import image_size
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+        return image_size(head) == (side, side)
+    except (OSError, ValueError):
+        return False
+
+
 def plan_jobs(files: Sequence[InputFile], *, crops_per_frame: int, stitch: bool,
-              require_frames: bool) -> list[Job]:
+              require_frames: bool, crop_size: int | None = None) -> list[Job]:
     """Group files into jobs sorted by key.
 
     With `stitch`, a scene whose crops are all present becomes one job. With `require_frames`
-    (a full-frame model), each crop of an incomplete scene becomes a job carrying a problem.
+    (a full-frame model), each crop of an incomplete scene becomes a job carrying a problem;
+    with `crop_size`, only files of the challenge's crop size count as crops there, so an
+    ordinary photo whose name happens to end in ``_<number>`` runs as its own frame.
     """
     if not stitch:
         return [Job((entry,)) for entry in files]
@@ -131,6 +146,12 @@ def plan_jobs(files: Sequence[InputFile], *, crops_per_frame: int, stitch: bool,
         if len(present) == crops_per_frame:
             jobs.append(Job(tuple(present), scene=scene))
         elif require_frames:
+            if crop_size is not None:
+                frames = [e for e in present if not _is_crop_sized(e.path, crop_size)]
+                jobs.extend(Job((entry,)) for entry in frames)
+                present = [e for e in present if e not in frames]
+                if not present:
+                    continue
             missing = [str(i) for i, entry in enumerate(slots) if entry is None]
             shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
             problem = (f"scene {scene} has {len(present)} of {crops_per_frame} crops (missing "
@@ -140,18 +161,6 @@ def plan_jobs(files: Sequence[InputFile], *, crops_per_frame: int, stitch: bool,
             jobs.extend(Job((entry,)) for entry in present)
     jobs.sort(key=lambda job: job.key)
     return jobs
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` -> (I, N) with 0 <= I < N."""
-    try:
-        index_text, count_text = text.split("/")
-        index, count = int(index_text), int(count_text)
-    except ValueError:
-        raise Rgb2RawError(None, f"--shard must look like I/N (e.g. 0/4), got {text!r}") from None
-    if count < 1 or not 0 <= index < count:
-        raise Rgb2RawError(None, f"--shard {text}: need 0 <= I < N")
-    return index, count
 
 
 def shard_from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> tuple[int, int]:
@@ -192,7 +201,6 @@ __all__ = [
     "find_collisions",
     "group_scenes",
     "output_rel",
-    "parse_shard",
     "plan_jobs",
     "shard_from_env",
     "shard_jobs",

@@ -1,6 +1,6 @@
 """PSNR and SSIM with the exact semantics of the AIM 2022 official scorer, computed fast.
 
-The official program (see FORMAT.md) divides values by 1024, computes PSNR as
+The official program (see docs/conventions.md) divides values by 1024, computes PSNR as
 ``10 * log10(1 / mse)`` over all channels (exactly 999 for identical images) and SSIM per
 channel with a Gaussian window (sigma 1.5, scipy's ``gaussian_filter`` defaults: truncate 4.0,
 i.e. 13 taps, mode 'reflect'), population covariance, K1 = 0.01, K2 = 0.03, data range 1,

@@ -29,7 +29,7 @@ from rgb2raw.zoo import CardContract, ModelCard, resolve_model
 
 def load_model(model: str | os.PathLike[str] | ModelCard | None = None, *,
                camera: str | None = None, arch: str | None = None,
-               backend: BackendName = "onnx", device: Device = "cpu", threads: int = 0,
+               backend: BackendName = "auto", device: Device = "cpu", threads: int = 0,
                fp16: bool = False, providers: list[str] | None = None,
                background: bool = False) -> LoadedModel:
     """Resolve `model` (`rgb2raw.zoo.resolve_model`) and open it on `backend`.

@@ -24,7 +24,7 @@ import numpy as np
 
 from rgb2raw import bayer
 from rgb2raw._atomic import atomic_write
-from rgb2raw.errors import Rgb2RawError, unreadable
+from rgb2raw.errors import OutputExists, Rgb2RawError, unreadable
 from rgb2raw.levels import SCORER_WHITE
 
 RawLayout = Literal["packed", "unpacked"]
@@ -242,5 +242,5 @@ def write_raw(path: str | os.PathLike[str], raw: np.ndarray, *, layout: RawLayou
         with atomic_write(path, overwrite=overwrite) as handle:
             np.save(handle, np.ascontiguousarray(data), allow_pickle=False)
     except FileExistsError:
-        raise Rgb2RawError(path, "already exists (use --overwrite to replace it)") from None
+        raise OutputExists(path) from None
     return path

@@ -43,7 +43,7 @@ README_LABELS = (
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can store: no build time leaks in
 ZIP_COMPRESSLEVEL = 6
 MAX_VALUE = int(CHALLENGE_WHITE_LEVEL)  # the scorer divides by 1024 and asserts <= 1
-# Validation-set sizes per camera (FORMAT.md): 480 S7 inputs, 720 P20 inputs.
+# Validation-set sizes per camera (docs/conventions.md): 480 S7 inputs, 720 P20 inputs.
 VALIDATION_COUNTS = {"s7": 480, "p20": 720}
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 UNPARSED = -1  # what the official scorer records for a readme field it cannot parse

@@ -87,10 +87,13 @@ def test_broken_onnx_file_names_the_file(tmp_path: Path) -> None:
 def test_torch_cuda_and_fp16_requests_fail_clearly_without_a_gpu(tiny_net: Callable[[int], Any]) -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    with pytest.raises(Rgb2RawError, match="no CUDA device"):
+    with pytest.raises(Rgb2RawError, match="no CUDA device") as no_gpu:
         backends.TorchBackend(tiny_net(), device="cuda")
-    with pytest.raises(Rgb2RawError, match="fp16 needs --device cuda"):
+    # The library names its parameter; only the CLI spells it as a flag.
+    assert no_gpu.value.param == "device" and "--" not in str(no_gpu.value)
+    with pytest.raises(Rgb2RawError, match="half precision needs the cuda device") as half:
         backends.TorchBackend(tiny_net(), fp16=True)
+    assert half.value.param == "fp16" and "--" not in str(half.value)
 
 
 def test_wrong_output_shape_is_reported() -> None:
@@ -169,3 +172,20 @@ def test_a_broken_model_fails_the_run_not_each_file(tmp_path: Path) -> None:
     with pytest.raises(Rgb2RawError, match="cannot load onnx model"):
         infer_paths([tmp_path / "in"], tmp_path / "out", model, get_camera("generic"))
     assert not (tmp_path / "out").exists()
+
+
+def test_auto_backend_runs_bounded_memory_frame_models_on_torch() -> None:
+    """`auto` is ONNX Runtime, except for torch weights of a network whose whole frames run in
+    bounded memory only on torch (LiteISPNet_s's two-pass runner)."""
+    from rgb2raw.backends import resolve_backend
+    from rgb2raw.zoo import ModelCard, ModelFile
+
+    def card(arch: str, fmt: str) -> ModelCard:
+        return ModelCard(name="m", camera="p20", arch=arch, description="",
+                         files=(ModelFile(filename=f"m.{fmt}", format=fmt),))  # type: ignore[arg-type]
+
+    assert resolve_backend(card("liteisp", "torch"), "auto") == "torch"
+    assert resolve_backend(card("unet", "torch"), "auto") == "onnx"
+    assert resolve_backend(card("liteisp", "onnx"), "auto") == "onnx"  # an exported graph
+    assert resolve_backend(card("liteisp", "torch"), "onnx") == "onnx"  # asked for explicitly
+    assert resolve_backend(load_model(None, camera="p20").card, "auto") == "onnx"

@@ -31,7 +31,7 @@ def test_pattern_conversion_round_trips_and_keeps_colours(mosaic, source, target
 
 
 def test_challenge_packed_order_is_r_gr_gb_b() -> None:
-    # FORMAT.md: raw[:,:,0] = bayer[0::2,0::2], 1 = [0::2,1::2], 2 = [1::2,0::2], 3 = [1::2,1::2]
+    # docs/conventions.md: raw[:,:,0] = bayer[0::2,0::2], 1 = [0::2,1::2], 2 = [1::2,0::2], 3 = [1::2,1::2]
     mosaic = np.arange(16).reshape(4, 4)
     planes = bayer.pack(mosaic, "RGGB")
     np.testing.assert_array_equal(planes[..., 0], mosaic[0::2, 0::2])

@@ -105,3 +105,31 @@ def test_shards_from_the_environment_split_the_work(tmp_path: Path, tiny_onnx: P
         assert result.exit_code == 0, result.stderr
         counts.append(int(result.stdout.split()[0]))
     assert counts == [3, 2] and len(list((tmp_path / "out").glob("*.npy"))) == 5
+
+
+def test_infer_parses_its_values_without_pydantic(tmp_path: Path) -> None:
+    """Start-up is part of what `rgb2raw infer` costs: its values are converted without
+    typer's pydantic adapters, typed as before, and bad ones are still usage errors."""
+    import subprocess
+    import sys
+
+    write_png(tmp_path / "a.png")
+    code = ("import sys\n"
+            "sys.argv = ['rgb2raw', *sys.argv[1:]]\n"
+            "from rgb2raw.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
+            "print(sorted(m for m in ('pydantic', 'torch') if m in sys.modules))\n")
+    args = ["infer", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--camera", "S7",
+            "--shard", "0/1", "--tile", "-1", "--threads", "1", "--format", "UNPACKED"]
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+    assert np.load(tmp_path / "out" / "a.npy").shape == (12, 16)  # unpacked, as asked
+    for bad, word in ((["--camera", "nikon"], "--camera"), (["--shard", "2/2"], "--shard"),
+                      (["--threads", "-1"], "--threads"), (["--tile", "big"], "--tile")):
+        run = CliRunner().invoke(app, ["infer", str(tmp_path / "a.png"), "-o",
+                                       str(tmp_path / "bad"), *bad])
+        assert run.exit_code == 2, (bad, run.output)
+        assert word in run.output
+    assert not (tmp_path / "bad").exists()

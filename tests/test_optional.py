@@ -112,3 +112,13 @@ def test_the_default_model_needs_neither_torch_nor_onnx(tmp_path: Path, photo: P
     result = run_without("torch,onnx", "infer", str(photo), "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert np.load(tmp_path / "out" / "photo.npy").shape == (16, 24, 4)
+
+
+def test_calibrate_without_onnx_fails_at_once(tmp_path: Path) -> None:
+    """calibrate writes an ONNX graph: with onnx missing it says so before reading any pair."""
+    data = tmp_path / "train"
+    data.mkdir()
+    result = run_without("onnx", "calibrate", str(data), "-o", str(tmp_path / "run"),
+                         "--camera", "mine")
+    assert_one_line_naming_the_extra(result, "onnx")
+    assert not (tmp_path / "run").exists()

@@ -82,11 +82,7 @@ def test_shards_are_disjoint_cover_everything_and_keep_scenes_whole() -> None:
     assert planning.shard_jobs(jobs[::-1], 1, 3) == planning.shard_jobs(jobs, 1, 3)
 
 
-def test_parse_shard_and_environment() -> None:
-    assert planning.parse_shard("2/4") == (2, 4)
-    for bad in ("4/4", "1", "a/b", "-1/2"):
-        with pytest.raises(Rgb2RawError):
-            planning.parse_shard(bad)
+def test_shard_from_environment() -> None:
     assert planning.shard_from_env({}) == (0, 1)
     assert planning.shard_from_env({"RANK": "3", "WORLD_SIZE": "4"}) == (3, 4)
     with pytest.raises(Rgb2RawError):
@@ -210,3 +206,19 @@ def test_crop_box_places_only_crop_sized_crop_names() -> None:
     assert stitch.crop_box("7_9", (CROP, 2 * CROP), GRID, (CROP, CROP)) is None
     assert stitch.crop_box("photo", (CROP, CROP), GRID, (CROP, CROP)) is None
     assert stitch.crop_box("7_48", (CROP, CROP), GRID, (CROP, CROP)) is None
+
+
+def test_a_photo_named_like_a_crop_is_its_own_frame(tmp_path: Path, make_model: Callable[..., LoadedModel]) -> None:
+    """`IMG_0.png` of any size but the camera's crop size is a whole frame for a full-frame
+    model, not crop 0 of a scene missing 47 crops (which is still refused, see above)."""
+    rng = np.random.default_rng(9)
+    photo = np.round(rng.random((CROP * 2, CROP * 3, 3)) * 255).astype(np.uint8)
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "IMG_0.png"), photo)
+    cv2.imwrite(str(tmp_path / "in" / "7_0.png"), photo[:CROP, :CROP])  # crop-sized: a crop
+    model = make_model(position_model, "frame", full_frame=True, black_level=0, white_level=1000)
+    report = infer_paths([tmp_path / "in"], tmp_path / "out", model, TINY_CAMERA)
+    assert (tmp_path / "out" / "IMG_0.npy").exists()
+    assert np.load(tmp_path / "out" / "IMG_0.npy").shape == (CROP, CROP * 3 // 2, 4)
+    assert report.count("written") == 1 and report.count("failed") == 1
+    assert "needs full frames" in report.failures[0].problem

@@ -252,6 +252,9 @@ def calibrate(source: str | os.PathLike[str], out: str | os.PathLike[str], *,
         raise OutputExists(target)
     if target.exists() and not target.is_dir():
         raise Rgb2RawError(target, "exists and is not a folder")
+    from rgb2raw._optional import require
+
+    require("onnx", purpose="writing the calibrated model (an ONNX graph)")
     profile = get_camera(base)
     base_params = InverseParams.from_camera(profile)
     pairs = data.find_pair_files(source)

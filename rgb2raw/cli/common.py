@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 else:
     CameraName = Literal[CAMERA_NAMES]
 
-Backend = Literal["onnx", "torch"]
+Backend = Literal["auto", "onnx", "torch"]
 ComputeDevice = Literal["cpu", "cuda"]
 
 # ----------------------------------------------------------------------------- verbosity

@@ -18,6 +18,7 @@ import typer
 
 from rgb2raw.cli import common
 from rgb2raw.cli._app import app, reports_errors
+from rgb2raw.cli._plain import PlainValuesCommand
 from rgb2raw.cli.common import CameraName, ComputeDevice, Overwrite, Quiet, SkipExisting, Verbose
 from rgb2raw.nets import ARCHITECTURES
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rgb2raw.cli")
 
-Backend = Literal["onnx", "torch"]
 Stitch = Literal["auto", "off"]
 Format = Literal["packed", "unpacked", "dng"]
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def _print_failures(report: batch.BatchReport, output: Path) -> None:
                    "(use --overwrite to replace them, or --skip-existing)", err=True)
 
 
-@app.command("infer", rich_help_panel="Reconstruct RAW")
+@app.command("infer", rich_help_panel="Reconstruct RAW", cls=PlainValuesCommand)
 @reports_errors
 def infer_command(
     inputs: Annotated[list[Path], typer.Argument(
@@ -136,8 +136,10 @@ def infer_command(
     arch: Annotated[Arch | None, typer.Option(
         "--arch", case_sensitive=False,
         help="Architecture of a local torch checkpoint.")] = None,
-    backend: Annotated[Backend, typer.Option(
-        "--backend", case_sensitive=False, help="Runtime.")] = "onnx",
+    backend: Annotated[common.Backend, typer.Option(
+        "--backend", case_sensitive=False,
+        help="Runtime. auto: ONNX Runtime, or torch for a torch checkpoint whose network runs "
+             "whole frames in bounded memory only there (LiteISPNet_s).")] = "auto",
     device: Annotated[ComputeDevice, typer.Option(
         "--device", case_sensitive=False, help="Compute device.")] = "cpu",
     provider: Annotated[list[str] | None, typer.Option(

@@ -8,7 +8,7 @@ Two kinds per camera profile (s7, p20, generic), both the fast pixel-wise ONNX g
   profile's constants, checked against the exact torch module `ParametricInverseISP`;
 - ``calibrated-<camera>``: the parameters stored in ``calibrated-<camera>.npz``, which
   ``benchmarks/calibrate_defaults.py`` fits to the real phone figures (that script reads
-  ../shared; this one reads only the package's models folder). The camera's default.
+  the challenge figures at build time; this one reads only the package's models folder). The camera's default.
 
 Nothing is trained here and the graph is written node by node (no exporter, no torch), so the
 files depend only on the profiles and the stored parameters and come out byte for byte the same

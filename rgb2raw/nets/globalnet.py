@@ -29,6 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rgb2raw.nets.tiny import dilated_stack
+
 RAW_CHANNELS = 4
 HIST_BINS = 12
 POOL = 4
@@ -71,16 +73,7 @@ class GlobalReverseISP(nn.Module):
             nn.Linear(hidden, hidden), nn.LeakyReLU(0.1),
             nn.Linear(hidden, RAW_CHANNELS * (1 + self.knots)),
         )
-        layers: list[nn.Module] = []
-        channels = 12 + RAW_CHANNELS
-        for index, dilation in enumerate(dilations):
-            last = index == len(dilations) - 1
-            out = 2 * RAW_CHANNELS if last else width
-            layers.append(nn.Conv2d(channels, out, 3, padding=dilation, dilation=dilation))
-            if not last:
-                layers.append(nn.LeakyReLU(0.1))
-            channels = out
-        self.local = nn.Sequential(*layers)
+        self.local = dilated_stack(12 + RAW_CHANNELS, width, 2 * RAW_CHANNELS, dilations)
         for final in (self.mlp[-1], self.local[-1]):
             assert isinstance(final, (nn.Linear, nn.Conv2d))
             with torch.no_grad():

@@ -30,6 +30,8 @@ and tiled inference is exact. It starts as the parametric model (last layer zero
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -111,16 +113,7 @@ class LocalReverseISP(nn.Module):
             raise ValueError(f"dilations must be one or more positive integers, got {dilations}")
         self.base = ParametricInverseISP(get_camera(camera))
         self.base_scale = float(base_scale)
-        layers: list[nn.Module] = []
-        channels = 12 + RAW_CHANNELS
-        for index, dilation in enumerate(dilations):
-            last = index == len(dilations) - 1
-            out = 2 * RAW_CHANNELS if last else width
-            layers.append(nn.Conv2d(channels, out, 3, padding=dilation, dilation=dilation))
-            if not last:
-                layers.append(nn.LeakyReLU(0.1))
-            channels = out
-        self.correction = nn.Sequential(*layers)
+        self.correction = dilated_stack(12 + RAW_CHANNELS, width, 2 * RAW_CHANNELS, dilations)
         # Each half-resolution 3x3 layer reaches `dilation` packed pixels further, i.e. two RGB
         # pixels per packed pixel beyond the output's own 2x2 block.
         self.context = 2 * sum(int(d) for d in dilations)
@@ -136,6 +129,20 @@ class LocalReverseISP(nn.Module):
         features = torch.cat((F.pixel_unshuffle(rgb, 2), base), dim=1)
         log_gain, offset = torch.split(self.correction(features), RAW_CHANNELS, dim=1)
         return base * torch.exp(log_gain) + offset
+
+
+def dilated_stack(channels: int, width: int, out: int, dilations: Sequence[int]) -> nn.Sequential:
+    """3x3 convolutions with the given dilations (LeakyReLU between them), `channels` in,
+    `width` wide, `out` channels from the last; padding keeps the size."""
+    layers: list[nn.Module] = []
+    for index, dilation in enumerate(dilations):
+        last = index == len(dilations) - 1
+        width_out = out if last else width
+        layers.append(nn.Conv2d(channels, width_out, 3, padding=dilation, dilation=dilation))
+        if not last:
+            layers.append(nn.LeakyReLU(0.1))
+        channels = width_out
+    return nn.Sequential(*layers)
 
 
 def build(local: bool = False, **kwargs: object) -> nn.Module:

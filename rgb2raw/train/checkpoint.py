@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from rgb2raw._atomic import atomic_write
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.errors import InvalidParameter, Rgb2RawError
 from rgb2raw.train.config import TrainConfig
 
 
@@ -76,7 +76,8 @@ def resolve_init(init: str, arch: str) -> tuple[Path, dict[str, Any], tuple[floa
 
     card = zoo.get_model(init)
     if card.arch != arch:
-        raise Rgb2RawError(None, f"model {card.name} is a {card.arch!r} network; use --arch {card.arch}")
+        raise InvalidParameter("arch", f"model {card.name} is a {card.arch!r} network, "
+                                       f"not {arch!r}")
     torch_files = [entry for entry in card.files if entry.format == "torch"]
     if not torch_files:
         raise Rgb2RawError(None, f"model {card.name} has no torch weights to fine-tune")

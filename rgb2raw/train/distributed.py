@@ -43,7 +43,7 @@ def pick_device(preference: str, local_rank: int = 0) -> torch.device:
         preference = "cuda" if torch.cuda.is_available() else "cpu"
     if preference == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but torch sees no CUDA GPU")
+            raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU")
         return torch.device("cuda", local_rank)
     if preference != "cpu":
         raise ValueError(f"unknown device {preference!r}; choose auto, cpu or cuda")

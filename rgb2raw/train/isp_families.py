@@ -37,6 +37,7 @@ import numpy as np
 from rgb2raw import bayer, isp
 from rgb2raw.cameras import CameraProfile, get_camera
 from rgb2raw.inverse import InverseParams
+from rgb2raw.train.simulate import jpeg_roundtrip
 
 Demosaic = Literal["ea", "bilinear", "binning"]
 Denoise = Literal["none", "raw", "chroma", "bilateral"]
@@ -268,18 +269,6 @@ def _denoise_output(rgb: np.ndarray, method: str) -> np.ndarray:
     if method == "bilateral":
         return np.clip(cv2.bilateralFilter(rgb, 5, 0.06, 3.0), 0.0, 1.0)
     return rgb
-
-
-def jpeg_roundtrip(rgb_u8: np.ndarray, quality: int) -> np.ndarray:
-    """Encode as JPEG (OpenCV, 4:2:0) and decode again."""
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb_u8, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise RuntimeError("OpenCV could not encode a JPEG")
-    decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
-    if decoded is None:
-        raise RuntimeError("OpenCV could not decode the JPEG it encoded")
-    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
 # ----------------------------------------------------------------------------- one pair
