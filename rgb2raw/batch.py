@@ -298,7 +298,9 @@ def infer_paths(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
         raise Rgb2RawError(None, f"unknown output format {out.format!r}")
     files = discover_inputs(inputs, recursive=recursive, pattern=pattern)
     if not files:
-        raise Rgb2RawError(None, "no input images found")
+        where = None if len(inputs) != 1 else inputs[0]
+        raise Rgb2RawError(where, "holds no input images" if where is not None
+                           else "no input images found")
     target = Path(output)
     single_target = _check_output(inputs, target, out)
 

@@ -204,3 +204,10 @@ def test_an_integer_image_gives_the_float_images_numbers(make_model: Callable[..
         model = make_model(rgb_range=255.0)
         np.testing.assert_array_equal(infer_image(decoded, model, settings),
                                       infer_image(as_float, model, settings))
+
+
+def test_an_empty_input_folder_is_named(tmp_path: Path, make_model: Callable[..., LoadedModel]) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(Rgb2RawError, match="empty: holds no input images"):
+        infer_paths([tmp_path / "empty"], tmp_path / "out", make_model(), S7)
+    assert not (tmp_path / "out").exists()
