@@ -22,7 +22,7 @@ from rgb2raw.nets.twopass import (  # noqa: E402
 ONE_DN = 1.0 / 1023
 
 
-def _net(seed: int, widths: tuple[int, int, int] = (8, 16, 32), n_blocks: int = 2) -> nn.Module:
+def _net(seed: int, widths: tuple[int, int, int] = (8, 16, 32), n_blocks: int = 2) -> LiteISPNetS:
     """A small LiteISPNetS whose convolutions have weights of std 1/sqrt(fan-in).
 
     PyTorch's default initialisation shrinks the signal so much that the output is nearly
