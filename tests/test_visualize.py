@@ -323,7 +323,7 @@ def test_existing_pngs_are_kept_reported_once_and_skippable(tmp_path: Path) -> N
     (out / "b.png").write_bytes(b"mine too")
     kept = invoke(folder, "-o", out)
     assert kept.exit_code == 1
-    assert kept.stderr.splitlines() == [f"error: {out}: 2 PNGs already exist, kept (use "
+    assert kept.stderr.splitlines() == [f"error: {out}: 2 PNGs already exist, not replaced (use "
                                         "--overwrite to replace them, or --skip-existing)"]
     assert (out / "a.png").read_bytes() == b"mine" and (out / "c.png").is_file()
     (out / "c.png").unlink()

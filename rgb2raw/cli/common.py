@@ -111,6 +111,19 @@ Quiet = Annotated[bool, typer.Option(
 # ----------------------------------------------------------------------------- shared options
 
 
+def report_existing(existing: list[tuple[Path, Path]], folder: Path, noun: str) -> None:
+    """One stderr line for outputs kept because they already exist: the file itself when there
+    is one, else the output folder with the count. `existing` holds (input, output) pairs."""
+    if len(existing) == 1:
+        source, target = existing[0]
+        where = f"{source}: output {target}" if source != target else f"{target}:"
+        typer.echo(f"error: {where} already exists (use --overwrite to replace it, or "
+                   "--skip-existing)", err=True)
+    elif existing:
+        typer.echo(f"error: {folder}: {len(existing)} {noun} already exist, not replaced (use "
+                   "--overwrite to replace them, or --skip-existing)", err=True)
+
+
 def camera_option(help_text: str, *, short: bool = True) -> Any:
     """`--camera/-c`, one of the known cameras, any case."""
     names = ("--camera", "-c") if short else ("--camera",)

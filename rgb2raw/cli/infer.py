@@ -110,12 +110,7 @@ def _print_failures(report: batch.BatchReport, output: Path) -> None:
             typer.echo(f"error: {failure.path}: {error.detail(common.flag_for)}", err=True)
         else:  # the problem is about another file (a scene's other crop, say)
             typer.echo(f"error: {failure.path}: {common.describe(error)}", err=True)
-    if len(existing) == 1:
-        typer.echo(f"error: {existing[0].path}: output {existing[0].output} already exists "
-                   "(use --overwrite to replace it, or --skip-existing)", err=True)
-    elif existing:
-        typer.echo(f"error: {output}: {len(existing)} outputs already exist, not replaced "
-                   "(use --overwrite to replace them, or --skip-existing)", err=True)
+    common.report_existing([(f.path, f.output or f.path) for f in existing], output, "outputs")
 
 
 @app.command("infer", rich_help_panel="Reconstruct RAW", cls=PlainValuesCommand)

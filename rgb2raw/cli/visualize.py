@@ -153,7 +153,7 @@ def visualize(
                           else f"error: {job.raw}: {common.describe(exc)}")
             finally:
                 bars.advance(task)
-    _report_existing(existing, out_dir)
+    common.report_existing([(path, path) for path in existing], out_dir, "PNGs")
     scored = [r for r in results if r.psnr is not None and r.ssim is not None]
     summary = f"wrote {len(results)} PNG{'s' if len(results) != 1 else ''} to {out_dir}"
     if skipped:
@@ -167,15 +167,6 @@ def visualize(
     typer.echo(summary)
     if failures or existing:
         raise typer.Exit(1)
-
-
-def _report_existing(existing: list[Path], out_dir: Path) -> None:
-    if len(existing) == 1:
-        typer.echo(f"error: {existing[0]}: already exists (use --overwrite to replace it, or "
-                   "--skip-existing)", err=True)
-    elif existing:
-        typer.echo(f"error: {out_dir}: {len(existing)} PNGs already exist, kept (use "
-                   "--overwrite to replace them, or --skip-existing)", err=True)
 
 
 def _sizing(width: str | None, dpi: int | None) -> PanelSizing:
