@@ -16,9 +16,11 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
+from rgb2raw.inverse import TABLE_LEVELS as LUT_LEVELS  # noqa: E402
+from rgb2raw.inverse import brooks_linearize as linearize  # noqa: E402
+from rgb2raw.inverse import table_levels  # noqa: E402
 from rgb2raw.nets.build_defaults import build_all, build_one  # noqa: E402
 from rgb2raw.nets.parametric import ParametricInverseISP  # noqa: E402
-from rgb2raw.nets.parametric_graph import LUT_LEVELS, linearize, linearize_table  # noqa: E402
 
 CAMERAS = [PROFILES[name] for name in CAMERA_NAMES]
 BUNDLED = Path(__file__).resolve().parent.parent / "models"
@@ -90,7 +92,7 @@ def quantize(rgb: np.ndarray, levels: int) -> np.ndarray:
 
 def test_table_samples_the_exact_linearisation_at_every_16_bit_level() -> None:
     levels = np.arange(LUT_LEVELS, dtype=np.float64) / (LUT_LEVELS - 1)
-    table = linearize_table()
+    table = linearize(table_levels()).astype(np.float32)
     assert table.shape == (LUT_LEVELS,) and table.dtype == np.float32
     assert np.abs(table - linearize(levels)).max() < 1e-6
     # ... and that function is the numpy reference's (an independent implementation).

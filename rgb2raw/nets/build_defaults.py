@@ -35,9 +35,7 @@ from rgb2raw.shading import RadialShading
 
 FORMULA_PREFIX = "parametric"
 CALIBRATED_PREFIX = "calibrated"
-MODEL_PREFIX = FORMULA_PREFIX
 CARD_TEXTS = {FORMULA_PREFIX: "parametric.md", CALIBRATED_PREFIX: "calibrated.md"}
-CARD_TEXT = CARD_TEXTS[FORMULA_PREFIX]
 BUILD_COMMAND = "python -m rgb2raw.nets.build_defaults"
 FIT_COMMAND = "python benchmarks/calibrate_defaults.py"
 # Peak memory of the graph per RGB pixel, input included, rounded up: measured 45 bytes under

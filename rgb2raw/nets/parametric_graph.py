@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rgb2raw.cameras import CameraProfile
-from rgb2raw.inverse import TABLE_LEVELS, InverseParams, brooks_linearize, table_levels
+from rgb2raw.inverse import TABLE_LEVELS, InverseParams
 
 if TYPE_CHECKING:
     from onnx import ModelProto
@@ -44,16 +44,6 @@ OPSET = 17
 GRAPH_VERSION = "3"
 #: Channel of each Bayer site, in the packed order R, Gr, Gb, B.
 SITE_CHANNELS = (0, 1, 1, 2)
-
-
-def linearize(encoded: np.ndarray) -> np.ndarray:
-    """The uncalibrated formula's linearisation (`rgb2raw.inverse.brooks_linearize`)."""
-    return brooks_linearize(encoded)
-
-
-def linearize_table() -> np.ndarray:
-    """`linearize` at the levels ``k / 65535``, float32, shape (65536,)."""
-    return linearize(table_levels()).astype(np.float32)
 
 
 def build_graph(params: InverseParams | CameraProfile, name: str | None = None) -> ModelProto:
@@ -151,4 +141,4 @@ def build_graph(params: InverseParams | CameraProfile, name: str | None = None) 
     return model
 
 
-__all__ = ["GRAPH_VERSION", "LUT_LEVELS", "build_graph", "linearize", "linearize_table"]
+__all__ = ["GRAPH_VERSION", "LUT_LEVELS", "build_graph"]
