@@ -236,7 +236,7 @@ def bench_infer(tmp: Path, repeats: int, env: dict[str, str], model: str | None
     _log("infer: warm-up")
     fresh_outputs()
     first = common.run_timed(commands["rgb2raw infer, 4 x 12 MP"], env=env, capture=True)
-    summary = first[2].strip().splitlines()
+    summary = [line.replace(str(tmp), "TMP") for line in first[2].strip().splitlines()]
     for name, command in commands.items():
         if name != "rgb2raw infer, 4 x 12 MP":
             common.run_timed(command, env=env)

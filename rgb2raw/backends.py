@@ -268,6 +268,16 @@ class TorchBackend:
     def ready(self) -> None:
         """A torch backend is ready once built."""
 
+    def run_frame(self, runner: Any, batch: np.ndarray) -> np.ndarray:
+        """Run ``runner(module, tensor) -> tensor`` (an architecture's whole-frame runner,
+        `rgb2raw.nets.Architecture.frame_runner`) on `batch`, on this backend's device."""
+        batch = _check_batch(batch)
+        torch = self.torch
+        with torch.inference_mode():
+            tensor = torch.from_numpy(batch).to(device=self.device, dtype=self.dtype)
+            output = runner(self.module, tensor).float().cpu().numpy()
+        return _check_output(output, batch, self.name)
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = _check_batch(batch)
         torch = self.torch
@@ -310,8 +320,6 @@ class LoadedModel:
     #: Tiles run at once (threads); more than 1 only for light models (`tiling.is_light`),
     #: whose backend then runs each tile on one thread.
     workers: int = 1
-    #: The torch module, when the backend runs one (for an architecture's frame runner).
-    module: Any = field(default=None, repr=False)
     #: Holds a temporary ONNX export alive for the backend's lifetime.
     _scratch: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
@@ -384,7 +392,7 @@ def open_model(card: ModelCard, *, backend: BackendName = "onnx", device: Device
     module = load_checkpoint(zoo.file_path(card, formats["torch"]), card.arch)
     if backend == "torch":
         return LoadedModel(card, TorchBackend(module, device=device, fp16=fp16,
-                                              threads=threads, name=card.name), module=module)
+                                              threads=threads, name=card.name))
     onnx_backend, scratch = _onnx_from_module(module, size_multiple=contract.size_multiple,
                                               device=device, threads=threads,
                                               providers=providers, name=card.name)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rgb2raw import levels, tiling, tta
-from rgb2raw.backends import BackendName, Device, LoadedModel, open_model
+from rgb2raw.backends import BackendName, Device, LoadedModel, TorchBackend, open_model
 from rgb2raw.cameras import CameraProfile
 from rgb2raw.errors import Rgb2RawError
 from rgb2raw.rgb import to_unit
@@ -80,14 +80,16 @@ def _tile_for(model: LoadedModel, settings: RunSettings, image_hw: tuple[int, in
     return side if natural is None else max(side, *natural)
 
 
-def _frame_runner(model: LoadedModel) -> Callable[[object, np.ndarray], np.ndarray] | None:
-    """The architecture's whole-frame runner, when it has one and the backend runs torch."""
+def _frame_runner(model: LoadedModel) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The architecture's whole-frame runner on the model's torch backend, if it has one."""
     spec = model.contract.frame_runner
-    if spec is None or model.module is None:
+    backend = model.backend
+    if spec is None or not isinstance(backend, TorchBackend):
         return None
     from rgb2raw.nets import resolve_callable
 
-    return resolve_callable(spec)
+    runner = resolve_callable(spec)
+    return lambda batch: backend.run_frame(runner, batch)
 
 
 def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = None,
@@ -111,15 +113,17 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
                                  "test-time augmentation is not available for it")
     scale = np.float32(contract.rgb_range)
     runner = _frame_runner(model) if contract.full_frame else None
-    decoded = rgb.dtype if rgb.dtype in (np.uint8, np.uint16) else None
+
+    def prepare(tile: np.ndarray, out: np.ndarray) -> None:
+        """One (h, w, 3) tile into its (3, h, w) float32 batch slot, in [0, 1]: integer
+        images are converted here, tile by tile (`rgb2raw.rgb.to_unit`)."""
+        to_unit(tile.transpose(2, 0, 1), out=out)
 
     def run_batch(batch: np.ndarray) -> np.ndarray:
-        if decoded is not None:  # tiles of an integer image, converted here
-            to_unit(batch, out=batch, dtype=decoded)
         if scale != 1:
-            batch = batch * scale
+            batch *= scale  # the batch is the engine's own buffer
         if runner is not None:
-            return np.asarray(runner(model.module, batch), dtype=np.float32)
+            return runner(batch)
         return model.backend.run(batch)
 
     def predict_one(image: np.ndarray) -> np.ndarray:
@@ -128,7 +132,8 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
                                  overlap=settings.overlap, size_multiple=contract.size_multiple,
                                  context=contract.context)
         return tiling.infer_tiled(image, run_batch, plan, batch_size=settings.batch_size,
-                                  workers=model.workers, on_tiles=on_tiles)
+                                  workers=model.workers, on_tiles=on_tiles,
+                                  prepare=None if image.dtype.kind == "f" else prepare)
 
     values = (tta.predict_tta(rgb, predict_one, settings.tta) if settings.tta > 1
               else predict_one(rgb))

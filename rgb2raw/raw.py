@@ -25,9 +25,10 @@ import numpy as np
 from rgb2raw import bayer
 from rgb2raw._atomic import atomic_write
 from rgb2raw.errors import Rgb2RawError, unreadable
+from rgb2raw.levels import SCORER_WHITE
 
 RawLayout = Literal["packed", "unpacked"]
-CHALLENGE_WHITE_LEVEL = 1024.0
+CHALLENGE_WHITE_LEVEL = SCORER_WHITE  # the one definition lives in rgb2raw.levels
 UINT16_MAX = 65535
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -126,25 +127,22 @@ def unit_scale(dtype: np.dtype) -> float:
     raise ValueError(f"unsupported pixel type {dtype}")
 
 
-def to_unit(rgb: np.ndarray, *, out: np.ndarray | None = None,
-            dtype: np.dtype | None = None) -> np.ndarray:
+def to_unit(rgb: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """uint8/uint16/float RGB -> float32 in [0, 1]: ``min(1, float32(v) * float32(scale))``.
 
-    `out` (float32, the same shape; it may be `rgb` itself) receives the result instead of a
-    new array; `dtype` names the pixel type the values were decoded as when `rgb` already
-    holds them as float32 (a batch of tiles). This is the one conversion: `read_rgb` applies
-    it to whole images, the engine to tiles of integer images (`read_rgb(..., as_float=False)`),
-    with the same float32 arithmetic.
+    `out` (float32, the same shape) receives the result instead of a new array. This is the
+    one conversion: `read_rgb` applies it to whole images, the engine to tiles of integer
+    images (`read_rgb(..., as_float=False)`), so both give the same float32 numbers.
+    Integers take one multiplication and no clip: ``float32(v) * float32(1/255)`` is at most
+    exactly 1.0 for every uint8 (and likewise for uint16 with 1/65535).
     """
-    scale = unit_scale(rgb.dtype if dtype is None else np.dtype(dtype))
-    if out is rgb:
-        pass
-    elif out is None:
+    scale = unit_scale(rgb.dtype)
+    if scale != 1.0:
+        return np.multiply(rgb, np.float32(scale), out=out, dtype=np.float32)
+    if out is None:
         out = rgb.astype(np.float32)  # the one full-size float copy
     else:
         out[...] = rgb
-    if scale != 1.0:
-        out *= np.float32(scale)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
@@ -228,11 +226,20 @@ def read_rgb(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXE
                       as_float=as_float)
 
 
+def png_with_dpi(png: bytes, dpi: int) -> bytes:
+    """The PNG `png` with a pHYs chunk saying `dpi` (so a paper gets the intended size)."""
+    signature, ihdr_end = png[:8], 8 + 8 + 13 + 4  # IHDR is always first, 13 data bytes
+    per_metre = round(dpi / 0.0254)
+    body = b"pHYs" + struct.pack(">IIB", per_metre, per_metre, 1)
+    chunk = struct.pack(">I", 9) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+    return signature + png[8:ihdr_end] + chunk + png[ihdr_end:]
+
+
 def write_rgb(path: str | os.PathLike[str], rgb_uint8: np.ndarray, *, overwrite: bool = False,
-              jpeg_quality: int = 92) -> Path:
+              jpeg_quality: int = 92, dpi: int | None = None) -> Path:
     """Write an (H, W, 3) uint8 RGB image as PNG or JPEG (by suffix), atomically.
 
-    An existing file is kept (Rgb2RawError) unless `overwrite`.
+    An existing file is kept (`OutputExists`) unless `overwrite`. `dpi` is recorded in a PNG.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -242,9 +249,12 @@ def write_rgb(path: str | os.PathLike[str], rgb_uint8: np.ndarray, *, overwrite:
     ok, encoded = cv2.imencode(suffix, cv2.cvtColor(rgb_uint8, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise Rgb2RawError(path, f"{suffix[1:].upper()} encoding failed")
+    data = encoded.tobytes()
+    if dpi is not None and suffix == ".png":
+        data = png_with_dpi(data, dpi)
     try:
         with atomic_write(path, overwrite=overwrite) as handle:
-            handle.write(encoded.tobytes())
+            handle.write(data)
     except FileExistsError:
         raise OutputExists(path) from None
     return path

@@ -215,8 +215,12 @@ def extract_tile(rgb: np.ndarray, y: int, x: int, tile_h: int, tile_w: int) -> n
 
 def infer_tiled(rgb: np.ndarray, run_batch: BatchRunner, plan: TilePlan, *,
                 batch_size: int = 1, workers: int = 1,
-                on_tiles: Callable[[int], None] | None = None) -> np.ndarray:
+                on_tiles: Callable[[int], None] | None = None,
+                prepare: Callable[[np.ndarray, np.ndarray], None] | None = None) -> np.ndarray:
     """Run `run_batch` over the tiles of `rgb` (H, W, 3): float32 (H/2, W/2, 4).
+
+    `prepare(tile, out)` writes one (h, w, 3) tile of `rgb` into its (3, h, w) float32 slot of
+    the batch (e.g. converting integer pixels); by default the tile is copied as it is.
 
     Tiles go to the runner `batch_size` at a time as (N, 3, h, w) float32; `on_tiles(n)` is
     called after each batch with the number of tiles done in it. An exact plan copies each
@@ -265,7 +269,11 @@ def infer_tiled(rgb: np.ndarray, run_batch: BatchRunner, plan: TilePlan, *,
         """Extract, run and store one batch of tiles; returns how many."""
         batch = np.empty((len(group), 3, tile_h, tile_w), dtype=np.float32)
         for index, (_, _, y, x) in enumerate(group):
-            batch[index] = extract_tile(rgb, y, x, tile_h, tile_w).transpose(2, 0, 1)
+            tile = extract_tile(rgb, y, x, tile_h, tile_w)
+            if prepare is None:
+                batch[index] = tile.transpose(2, 0, 1)
+            else:
+                prepare(tile, batch[index])
         outputs = np.asarray(run_batch(batch), dtype=np.float32)
         expected = (len(group), 4, tile_h // 2, tile_w // 2)
         if outputs.shape != expected:

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rgb2raw import isp, metrics
+from rgb2raw import isp, metrics, panels
 from rgb2raw.cameras import CameraProfile
 from rgb2raw.discovery import is_junk_name, list_files
 from rgb2raw.errors import OutputExists, Rgb2RawError
@@ -35,21 +35,6 @@ from rgb2raw.raw import CHALLENGE_WHITE_LEVEL, read_raw
 from rgb2raw.rgb import IMAGE_SUFFIXES, read_rgb, write_rgb
 
 log = logging.getLogger("rgb2raw")
-
-# Layout of comparison panels, in pixels (tests compute expected sizes from these).
-MARGIN = 8  # around and between tiles
-TITLE_HEIGHT = 30  # dark bar above each tile holding its label
-CAPTION_HEIGHT = 30  # line of text under the tiles
-COLORBAR_GAP = 6  # between the heat map and its scale bar
-COLORBAR_WIDTH = 14
-COLORBAR_LABELS = 64  # room for tick labels right of the bar
-COLORBAR_EXTRA = COLORBAR_GAP + COLORBAR_WIDTH + COLORBAR_LABELS
-
-_BACKGROUND = (255, 255, 255)
-_TITLE_BAR = (38, 38, 38)
-_TITLE_TEXT = (255, 255, 255)
-_CAPTION_TEXT = (20, 20, 20)
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 @dataclass(frozen=True)
@@ -185,53 +170,79 @@ def plan(
     return jobs
 
 
+# ---------------------------------------------------------------------------------------------
+# White balance for pictures
+# ---------------------------------------------------------------------------------------------
+
+#: Widths (in log gain) of the neutral-pixel weighting, narrowed pass by pass.
+_NEUTRAL_WIDTHS = (0.35, 0.2, 0.12, 0.08)
+#: The estimate may move this far (factor) from the camera's daylight gains.
+_NEUTRAL_RANGE = 2.0
+#: Moves from daylight smaller than this (log gain, R and B together) are taken for the
+#: scene's own tints and ignored; larger ones are followed, less this much. Measured with
+#: benchmarks/bench_wb.py: on RAW made from 192 real phone crops the estimate's median move
+#: is 0.05 (p90 0.19), while a light 0.44 away from daylight must be followed.
+_NEUTRAL_DEAD_ZONE = 0.15
+
+WhiteBalanceChoice = isp.WhiteBalance
+
+
+def neutral_wb_gains(packed01: np.ndarray, camera: CameraProfile) -> tuple[float, float, float]:
+    """White-balance gains (R, G, B), G = 1, from the pixels that are nearly neutral.
+
+    Gray world averages every pixel, so a colourful scene (a blue sky, a green lawn) pulls the
+    picture towards the opposite cast. Here only pixels that already look nearly grey vote:
+    starting from the camera's daylight gains, each pass weights pixels by how close to neutral
+    they are once balanced (a Gaussian in log chroma, narrower each pass) and re-estimates the
+    gains from those. Dark (noisy) and clipped pixels do not vote. The move away from daylight
+    is then shrunk by `_NEUTRAL_DEAD_ZONE`: a RAW made with the daylight gains (as `infer`
+    makes them) keeps them even when its near-greys are beige walls, and a RAW taken under
+    another light moves most of the way to its greys.
+    """
+    planes = packed01.reshape(-1, 4).astype(np.float64)
+    rgb = np.stack([planes[:, 0], 0.5 * (planes[:, 1] + planes[:, 2]), planes[:, 3]], axis=1)
+    usable = (rgb.max(axis=1) < 0.95) & (rgb.min(axis=1) > 0.01)
+    prior = np.asarray(camera.wb_gains, dtype=np.float64)
+    if usable.sum() < 64:
+        return camera.wb_gains
+    rgb = rgb[usable]
+    gains = prior.copy()
+    for width in _NEUTRAL_WIDTHS:
+        balanced = rgb * gains
+        log_r = np.log(balanced[:, 0] / balanced[:, 1])
+        log_b = np.log(balanced[:, 2] / balanced[:, 1])
+        weight = np.exp(-(log_r**2 + log_b**2) / (2 * width**2)) * rgb[:, 1]
+        if weight.sum() < 1e-6 * rgb.shape[0] or (weight > 0.05 * weight.max()).sum() < 32:
+            break  # no grey to speak of: keep what we have
+        sums = (weight[:, None] * rgb).sum(axis=0)
+        gains = np.array([sums[1] / sums[0], 1.0, sums[1] / sums[2]])
+        gains = np.clip(gains, prior / _NEUTRAL_RANGE, prior * _NEUTRAL_RANGE)
+    move = np.log(gains / prior)
+    distance = float(np.hypot(move[0], move[2]))
+    keep = max(0.0, 1.0 - _NEUTRAL_DEAD_ZONE / distance) if distance > 0 else 0.0
+    gains = prior * np.exp(move * keep)
+    return (float(gains[0]), 1.0, float(gains[2]))
+
+
+def render_wb_gains(packed01: np.ndarray, camera: CameraProfile,
+                    wb: isp.WhiteBalance | str) -> tuple[float, float, float]:
+    """Gains for a picture: "auto" (`neutral_wb_gains`), "grayworld" (the ISP's partial gray
+    world), "camera" (daylight) or explicit (R, G, B) gains."""
+    if isinstance(wb, str) and wb == "auto":
+        return neutral_wb_gains(packed01, camera)
+    if isinstance(wb, str) and wb == "grayworld":
+        return isp.resolve_wb_gains(packed01, camera, "auto")
+    return isp.resolve_wb_gains(packed01, camera, wb)  # type: ignore[arg-type]
+
+
 def _scores(pred01: np.ndarray, gt01: np.ndarray) -> tuple[float, float]:
     """PSNR and SSIM of [0, 1] packed RAW, as the challenge's scorer computes them."""
     return metrics.psnr(pred01, gt01), metrics.ssim(pred01, gt01)
 
 
 # ---------------------------------------------------------------------------------------------
-# Drawing
+# Pictures
 # ---------------------------------------------------------------------------------------------
-
-
-def _text_scale(width: int) -> float:
-    """Font scale that keeps labels readable from 250 to 1000+ pixel wide tiles."""
-    return float(np.clip(width / 800.0, 0.45, 0.8))
-
-
-def _put_text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float,
-              color: tuple[int, int, int]) -> None:
-    cv2.putText(image, text, origin, _FONT, scale, color, 1, cv2.LINE_AA)
-
-
-def _fit_text(text: str, scale: float, width: int) -> float:
-    """Shrink `scale` until `text` fits in `width` pixels (long file names)."""
-    while scale > 0.3 and cv2.getTextSize(text, _FONT, scale, 1)[0][0] > width:
-        scale *= 0.9
-    return scale
-
-
-def titled_tile(image: np.ndarray, label: str) -> np.ndarray:
-    """Put a dark title bar with `label` in white above an RGB uint8 tile."""
-    height, width = image.shape[:2]
-    tile = np.empty((TITLE_HEIGHT + height, width, 3), dtype=np.uint8)
-    tile[:TITLE_HEIGHT] = _TITLE_BAR
-    tile[TITLE_HEIGHT:] = image
-    scale = _fit_text(label, _text_scale(width) + 0.1, width - 12)
-    (_, text_h), _ = cv2.getTextSize(label, _FONT, scale, 1)
-    _put_text(tile, label, (8, (TITLE_HEIGHT + text_h) // 2), scale, _TITLE_TEXT)
-    return tile
-
-
-def _nice_ceiling(value: float) -> float:
-    """Smallest of 1, 2, 2.5, 5 x 10^k not below `value` (a round top for a colour scale)."""
-    value = max(float(value), 1e-3)
-    base = 10.0 ** np.floor(np.log10(value))
-    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
-        if step * base >= value - 1e-9:
-            return float(step * base)
-    return float(10.0 * base)
 
 
 def error_map_dn(pred_dn: np.ndarray, gt_dn: np.ndarray) -> np.ndarray:
@@ -247,58 +258,55 @@ def heatmap(error: np.ndarray, size: tuple[int, int], vmax: float) -> np.ndarray
     return cv2.cvtColor(cv2.applyColorMap(resized, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
 
 
-def colorbar(height: int, vmax: float, unit: str = "DN") -> np.ndarray:
-    """A vertical inferno scale bar (0 at the bottom) with tick labels, on white."""
-    bar = np.full((height, COLORBAR_EXTRA, 3), _BACKGROUND, dtype=np.uint8)
-    ramp = np.linspace(255, 0, height).astype(np.uint8)[:, None].repeat(COLORBAR_WIDTH, axis=1)
-    colours = cv2.cvtColor(cv2.applyColorMap(ramp, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
-    left = COLORBAR_GAP
-    bar[:, left : left + COLORBAR_WIDTH] = colours
-    scale = 0.4
-    text_x = left + COLORBAR_WIDTH + 4
-    for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):
-        y = int(round((1.0 - fraction) * (height - 1)))
-        bar[y, left + COLORBAR_WIDTH : left + COLORBAR_WIDTH + 3] = _CAPTION_TEXT
-        label = f"{fraction * vmax:g}" + (f" {unit}" if fraction == 1.0 else "")
-        (_, text_h), _ = cv2.getTextSize(label, _FONT, scale, 1)
-        baseline_y = int(np.clip(y + text_h // 2, text_h + 1, height - 2))
-        _put_text(bar, label, (text_x, baseline_y), scale, _CAPTION_TEXT)
-    return bar
+def _resized(image: np.ndarray, width: int) -> np.ndarray:
+    """`image` scaled to `width` pixels wide, aspect kept (area averaging when shrinking)."""
+    height, old_width = image.shape[:2]
+    if width == old_width:
+        return image
+    new_height = max(1, round(height * width / old_width))
+    method = cv2.INTER_AREA if width < old_width else cv2.INTER_LANCZOS4
+    return cv2.resize(image, (width, new_height), interpolation=method)
 
 
-def compose_panel(tiles: Sequence[tuple[str, np.ndarray]], caption: str,
-                  colorbar_image: np.ndarray | None = None) -> np.ndarray:
-    """Lay labelled RGB uint8 tiles of equal size side by side, on white, with a caption.
-
-    `colorbar_image` (as made by `colorbar`) goes right of the last tile, under no title.
-    Width: MARGIN + n * (tile width + MARGIN), plus COLORBAR_EXTRA with a colour bar.
-    """
-    heights = {image.shape[:2] for _, image in tiles}
-    if len(heights) != 1:
-        raise ValueError(f"panel tiles must share one size, got {sorted(heights)}")
-    tile_h, tile_w = tiles[0][1].shape[:2]
-    extra = 0 if colorbar_image is None else colorbar_image.shape[1]
-    width = MARGIN + len(tiles) * (tile_w + MARGIN) + extra
-    height = MARGIN + TITLE_HEIGHT + tile_h + CAPTION_HEIGHT
-    panel = np.full((height, width, 3), _BACKGROUND, dtype=np.uint8)
-    x = MARGIN
-    for label, image in tiles:
-        panel[MARGIN : MARGIN + TITLE_HEIGHT + tile_h, x : x + tile_w] = titled_tile(image, label)
-        x += tile_w + MARGIN
-    if colorbar_image is not None:
-        top = MARGIN + TITLE_HEIGHT
-        x_bar = x - MARGIN  # hug the heat map, the margin is inside the bar's gap
-        panel[top : top + tile_h, x_bar : x_bar + extra] = colorbar_image[:tile_h]
-    scale = _fit_text(caption, _text_scale(width), width - 2 * MARGIN)
-    (_, text_h), _ = cv2.getTextSize(caption, _FONT, scale, 1)
-    baseline = MARGIN + TITLE_HEIGHT + tile_h + (CAPTION_HEIGHT + text_h) // 2
-    _put_text(panel, caption, (MARGIN, baseline), scale, _CAPTION_TEXT)
-    return panel
+def _error_vmax(error: np.ndarray) -> float:
+    """The colour scale's top: a round number at or above the 99th percentile of the error."""
+    top, _ = panels.nice_ticks(float(np.percentile(error, 99)))
+    return top
 
 
-# ---------------------------------------------------------------------------------------------
-# One job
-# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Panel:
+    """What goes into a comparison panel, before it is sized and drawn."""
+
+    tiles: list[tuple[str, np.ndarray]]
+    caption: list[str]
+    error: np.ndarray | None = None
+    vmax: float | None = None
+
+
+def _draw(panel: _Panel, sizing: PanelSizing) -> np.ndarray:
+    """Size and draw a panel: tiles scaled so the whole is `sizing.width_px` wide (if given),
+    text and colour bar scaled with it."""
+    count = len(panel.tiles)
+    tile_h, tile_w = panel.tiles[0][1].shape[:2]
+    width = sizing.width_px
+    style = panels.PanelStyle(panels.font_px_for(width or count * tile_w, sizing.dpi))
+    labels: list[str] = []
+    if panel.vmax is not None:
+        _, ticks = panels.nice_ticks(panel.vmax)
+        labels = [panels.tick_label(t) + " DN" for t in ticks]
+    extra = style.bar_extra(labels) if labels else 0
+    tiles = panel.tiles
+    if width is not None:
+        new_w = panels.tile_width_for(width, count, style, extra)
+        tiles = [(label, _resized(image, new_w)) for label, image in tiles]
+        if panel.error is not None:  # redraw the heat map at the new size, nearest neighbour
+            size = tiles[0][1].shape[:2]
+            tiles[-1] = (tiles[-1][0], heatmap(panel.error, size, panel.vmax or 1.0))
+    bar = None
+    if panel.vmax is not None:
+        bar = panels.colorbar(tiles[0][1].shape[0], panel.vmax, style)
+    return panels.compose(tiles, panel.caption, style, bar, width=width)
 
 
 def run_job(
@@ -306,7 +314,7 @@ def run_job(
     camera: CameraProfile,
     *,
     white_level: float | None = None,
-    wb: isp.WhiteBalance = "auto",
+    wb: isp.WhiteBalance | str = "auto",
     exposure: isp.Exposure = "auto",
     overwrite: bool = False,
     sizing: PanelSizing | None = None,
@@ -315,8 +323,9 @@ def run_job(
 
     `white_level`: the DN of full scale in these files. It normalises PSNR/SSIM (default
     1024, the challenge scorer's) and, when given, replaces the profile's white level for
-    rendering (for 12- or 14-bit data).
+    rendering (for 12- or 14-bit data). `sizing`: the picture's width and print resolution.
     """
+    sizing = sizing or PanelSizing()
     if job.output.exists() and not overwrite:  # before any work
         raise OutputExists(job.output)
     if white_level is not None:
@@ -328,12 +337,13 @@ def run_job(
         raise Rgb2RawError(job.gt, f"shape {gt_dn.shape} differs from {job.raw}'s {raw_dn.shape}")
 
     reference = isp.linearize(raw_dn if gt_dn is None else gt_dn, camera)
-    gains = isp.resolve_wb_gains(reference, camera, wb)
+    gains = render_wb_gains(reference, camera, wb)
     exposure_ev = isp.resolve_exposure(reference, gains, exposure)
     raw_render = isp.render(raw_dn, camera, wb=gains, exposure=exposure_ev)
     if job.rgb is None and gt_dn is None:
-        write_rgb(job.output, raw_render, overwrite=overwrite)
-        return VisualizeResult(job.output, raw_render.shape[1], raw_render.shape[0])
+        picture = raw_render if sizing.width_px is None else _resized(raw_render, sizing.width_px)
+        write_rgb(job.output, picture, overwrite=overwrite, dpi=sizing.dpi)
+        return VisualizeResult(job.output, picture.shape[1], picture.shape[0])
 
     tile_h, tile_w = raw_render.shape[:2]
     tiles: list[tuple[str, np.ndarray]] = []
@@ -347,20 +357,20 @@ def run_job(
         rgb_tile = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
         tiles.append((f"input {kind}", rgb_tile))
     tiles.append(("RAW render", raw_render))
-    caption = (f"{job.raw.stem}   camera {camera.name}   WB R {gains[0]:.2f} B {gains[2]:.2f}"
-               f"   exposure {exposure_ev:+.1f} EV")
-    bar = None
+    settings = [f"WB R {gains[0]:.2f} B {gains[2]:.2f}", f"exposure {exposure_ev:+.1f} EV",
+                f"camera {camera.name}"]
     psnr = ssim = None
-    if gt_dn is not None:
+    if gt_dn is None:
+        panel = _Panel(tiles, [job.raw.stem, *settings])
+    else:
         tiles.append(("ground-truth render", isp.render(gt_dn, camera, wb=gains,
                                                         exposure=exposure_ev)))
         error = error_map_dn(raw_dn, gt_dn)
-        vmax = _nice_ceiling(np.percentile(error, 99))
+        vmax = _error_vmax(error)
         tiles.append(("|RAW - GT|, mean of 4 channels", heatmap(error, (tile_h, tile_w), vmax)))
-        bar = colorbar(tile_h, vmax)
         psnr, ssim = _scores(np.clip(raw_dn / scale, 0, 1), np.clip(gt_dn / scale, 0, 1))
-        caption = (f"{job.raw.stem}   PSNR {psnr:.2f} dB   SSIM {ssim:.4f}   "
-                   f"(DN / {scale:g}; error scale in DN)   camera {camera.name}")
-    panel = compose_panel(tiles, caption, bar)
-    write_rgb(job.output, panel, overwrite=overwrite)
-    return VisualizeResult(job.output, panel.shape[1], panel.shape[0], psnr, ssim)
+        panel = _Panel(tiles, [job.raw.stem, f"PSNR {psnr:.2f} dB", f"SSIM {ssim:.4f}",
+                               f"(DN / {scale:g}; error in DN)", *settings], error, vmax)
+    picture = _draw(panel, sizing)
+    write_rgb(job.output, picture, overwrite=overwrite, dpi=sizing.dpi)
+    return VisualizeResult(job.output, picture.shape[1], picture.shape[0], psnr, ssim)

@@ -17,6 +17,7 @@ crops, with weights scaled so that outputs fall under the black level and above 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +209,29 @@ def test_the_cli_runs_liteisp_by_path_and_through_its_card_alike(
     for k in range(len(crops)):
         np.testing.assert_array_equal(np.load(tmp_path / "path" / f"3_{k}.npy"),
                                       np.load(tmp_path / "card" / f"3_{k}.npy"))
+
+
+def test_an_architectures_frame_runner_replaces_the_single_pass(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rgb2raw import nets
+
+    calls: list[tuple[int, ...]] = []
+
+    def runner(module: Any, rgb: Any) -> Any:
+        calls.append(tuple(rgb.shape))
+        return module(rgb)
+
+    monkeypatch.setattr(sys.modules[__name__], "recorded_runner", runner, raising=False)
+    lite = nets.REGISTRY["liteisp"]
+    monkeypatch.setitem(nets.REGISTRY, "liteisp", dataclasses.replace(
+        lite, frame_runner=f"{__name__}:recorded_runner"))
+    net = random_liteisp(seed=7)
+    checkpoint = tmp_path / "lite.pth"
+    torch.save({"state_dict_model": net.state_dict()}, checkpoint)
+    crops = write_scene(tmp_path / "in", "2", seed=8)
+    model = load_model(checkpoint, arch="liteisp", camera="p20", backend="torch")
+    infer_paths([tmp_path / "in"], tmp_path / "out", model, small_camera("p20"))
+    assert calls == [(1, 3, GRID[0] * CROP, GRID[1] * CROP)]  # once, on the stitched frame
+    expected = mialgo_reference(net, crops, "p20")
+    for k in range(len(crops)):
+        assert_within_one_dn(tmp_path / "out" / f"2_{k}.npy", expected[k])

@@ -134,3 +134,38 @@ def test_load_model_default_is_the_bundled_calibrated_model() -> None:
         load_model(None, camera="s7", backend="torch")
     with pytest.raises(Rgb2RawError, match="unknown model"):
         load_model("no-such-model")
+
+
+def test_a_session_is_opened_once_per_process(tmp_path: Path,
+                                              tiny_net: Callable[[int], Any]) -> None:
+    path = export(tiny_net(3), tmp_path / "once.onnx")
+    first, second = OnnxBackend(path, threads=1), OnnxBackend(path, threads=1)
+    assert first.session is second.session
+    assert OnnxBackend(path, threads=2).session is not first.session  # other options
+
+
+def test_a_model_opening_in_the_background_reports_its_problem_on_ready(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx graph")
+    backend = OnnxBackend(broken, background=True)  # returns at once
+    with pytest.raises(Rgb2RawError, match="cannot load onnx model"):
+        backend.ready()
+    with pytest.raises(Rgb2RawError, match="cannot load onnx model"):
+        backend.run(np.zeros((1, 3, 8, 8), np.float32))
+
+
+def test_a_broken_model_fails_the_run_not_each_file(tmp_path: Path) -> None:
+    import cv2
+
+    from rgb2raw.batch import infer_paths
+    from rgb2raw.cameras import get_camera
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx graph")
+    (tmp_path / "in").mkdir()
+    for index in range(2):
+        cv2.imwrite(str(tmp_path / "in" / f"{index}.png"), np.zeros((8, 8, 3), np.uint8))
+    model = load_model(broken, background=True)
+    with pytest.raises(Rgb2RawError, match="cannot load onnx model"):
+        infer_paths([tmp_path / "in"], tmp_path / "out", model, get_camera("generic"))
+    assert not (tmp_path / "out").exists()

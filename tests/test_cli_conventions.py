@@ -102,6 +102,9 @@ USAGE_MISTAKES = {
     "train no data": ["train", "-o", "OUT"],
     "train no output": ["train", "IN"],
     "train resume overwrite": ["train", "-o", "OUT", "--resume", "--overwrite"],
+    "calibrate base": ["calibrate", "IN", "-o", "OUT", "--camera", "x", "--base", "s9"],
+    "calibrate output dash": ["calibrate", "IN", "-o", "-", "--camera", "x"],
+    "calibrate no name": ["calibrate", "IN", "-o", "OUT", "--camera", " "],
     "train regime": ["train", "--synthetic", "IN", "-o", "OUT", "--synthetic-regime", "x"],
 }
 

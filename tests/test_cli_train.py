@@ -33,6 +33,9 @@ def test_resume_from_another_folder_and_nothing_to_do(tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     first = runner.invoke(app, ["train", "--synthetic", "photos", "-o", "run", *TINY])
     assert first.exit_code == 0, first.stderr
+    again = runner.invoke(app, ["train", "--synthetic", "photos", "-o", "run", *TINY])
+    assert again.exit_code == 1
+    assert "--resume" in again.stderr and "--overwrite" in again.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # the relative "photos" no longer resolves from here

@@ -18,6 +18,7 @@ from rgb2raw.cli import app  # noqa: E402
 from rgb2raw.errors import Rgb2RawError  # noqa: E402
 
 SHAPE = (20, 20, 4)
+runner = CliRunner()
 INFO = submission.SubmissionInfo(runtime=0.25, device="cpu", extra_data=False, description="tiny: test")
 
 
@@ -158,3 +159,25 @@ def test_cli_summary_and_errors(preds: Path, tmp_path: Path) -> None:
     bad = runner.invoke(app, ["pack", str(preds), "-o", str(tmp_path / "t.zip"), "--runtime", "0.5"])
     assert bad.exit_code == 1 and "10_2.npy" in bad.output and bad.output.strip().count("\n") == 0
     assert not (tmp_path / "t.zip").exists()
+
+
+@pytest.mark.parametrize("spelling", [["--measured-on", "GPU"], ["--device", "gpu"]])
+def test_measured_on_names_the_readme_device_and_device_is_a_hidden_alias(
+        preds: Path, tmp_path: Path, spelling: list[str]) -> None:
+    out = tmp_path / "g.zip"
+    run = runner.invoke(app, ["pack", str(preds), "-o", str(out), "--runtime", "0.5", *spelling])
+    assert run.exit_code == 0, run.stderr
+    with zipfile.ZipFile(out) as archive:
+        readme = archive.read("submission/readme.txt").decode()
+    assert submission.parse_readme(readme).cpu == 0
+    helped = runner.invoke(app, ["pack", "--help"], env={"COLUMNS": "200"})
+    assert "--measured-on" in helped.stdout and "--device" not in helped.stdout
+
+
+def test_force_is_a_hidden_alias_of_overwrite(preds: Path, tmp_path: Path) -> None:
+    out = tmp_path / "f.zip"
+    args = ["pack", str(preds), "-o", str(out), "--runtime", "0.5"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, args).exit_code == 1
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0

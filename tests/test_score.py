@@ -265,3 +265,37 @@ def test_unwritable_or_folder_outputs_fail_first_in_one_line(pairs: tuple[Path, 
         assert run.exit_code == 1 and run.output == f"error: {folder}: is a folder; expected a file name\n"
     run = runner.invoke(app, ["score", str(pred), str(gt), "--csv", "/dev/null", "--overwrite"])
     assert run.exit_code == 1 and "/dev/null: is not a regular file" in run.output
+
+
+@pytest.mark.parametrize("args", [["--top", "-1"], ["--top", "x"], ["--workers", "0"],
+                                  ["--white-level", "abc"], ["--json", "-", "--csv", "-"]])
+def test_malformed_values_are_usage_errors(pairs: tuple[Path, Path], args: list[str]) -> None:
+    run = CliRunner().invoke(app, ["score", *map(str, pairs), *args])
+    assert run.exit_code == 2 and "Traceback" not in run.output
+
+
+def test_values_are_converted_and_typed(pairs: tuple[Path, Path], tmp_path: Path) -> None:
+    """score parses its own values (no pydantic); what reaches the command is still typed."""
+    out = tmp_path / "sub" / "s.json"  # a missing folder is created at write time
+    run = CliRunner().invoke(app, ["score", *map(str, pairs), "--top", "2", "--workers", "1",
+                                   "--white-level", "2048", "--json", str(out)])
+    assert run.exit_code == 0, run.output
+    assert run.output.splitlines()[0] == "worst 2 of 6"
+    at_2048 = scoring.score(*pairs, white_level=2048)
+    assert json.loads(out.read_text())["psnr"] == pytest.approx(at_2048.psnr, abs=1e-12)
+
+
+def test_the_score_command_imports_no_pydantic_torch_or_scipy(pairs: tuple[Path, Path]) -> None:
+    """Start-up is part of what `rgb2raw score` costs: only what scoring needs is imported."""
+    import subprocess
+
+    code = ("import sys\n"
+            f"sys.argv = ['rgb2raw', 'score', {str(pairs[0])!r}, {str(pairs[1])!r}, '--top', '0']\n"
+            "from rgb2raw.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
+            "print(sorted(m for m in ('pydantic', 'torch', 'onnxruntime', 'scipy', 'PIL')"
+            " if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("mean PSNR") and lines[-1] == "[]"

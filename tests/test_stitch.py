@@ -157,6 +157,22 @@ def test_auto_stitch_only_when_crops_would_need_padding(tmp_path: Path, make_mod
         assert len(calls) == 48
 
 
+def test_a_scene_of_mixed_bit_depths_is_stitched_in_float(
+        tmp_path: Path, make_model: Callable[..., LoadedModel]) -> None:
+    frame = np.round(np.random.default_rng(8).random((GRID[0] * CROP, GRID[1] * CROP, 3)) * 255)
+    write_scene(tmp_path / "in", "5", frame / 255)
+    crop = stitch.split_frame(frame, GRID)[7].astype(np.uint16) * 257  # the same picture, 16-bit
+    cv2.imwrite(str(tmp_path / "in" / "5_7.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+    model = make_model(position_model, "frame", full_frame=True, black_level=0, white_level=1000)
+    report = infer_paths([tmp_path / "in"], tmp_path / "out", model, TINY_CAMERA)
+    assert report.count("written") == 48
+    expected = np.clip(np.rint(position_model((frame / 255).astype(np.float32)
+                                              .transpose(2, 0, 1)[None])[0]
+                               .transpose(1, 2, 0) * 1000), 0, 1000)
+    for index, piece in enumerate(stitch.split_frame(expected, GRID)):
+        np.testing.assert_allclose(np.load(tmp_path / "out" / f"5_{index}.npy"), piece, atol=1)
+
+
 # ---------------------------------------------------------------- lens shading by frame position
 
 SHADING = {"kind": "radial", "coefficients": [[1.0, -0.6, 0.1, 0.0]] * 4}

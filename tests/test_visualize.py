@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import cv2
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
-from rgb2raw import isp
+from rgb2raw import isp, panels
 from rgb2raw import visualize as viz
 from rgb2raw.cameras import GENERIC
 from rgb2raw.cli import app
@@ -88,15 +89,24 @@ def test_folders_globs_and_unpacked_raw(tmp_path: Path) -> None:
     assert "wrote 5 PNGs" in result.stdout
 
 
+def expected_width(tiles: int, tile: int, error: np.ndarray | None) -> tuple[int, panels.PanelStyle]:
+    """The panel width the layout rules give (see rgb2raw.panels), and the style used."""
+    style = panels.PanelStyle(panels.font_px_for(tiles * tile, None))
+    extra = 0
+    if error is not None:
+        _, ticks = panels.nice_ticks(viz._error_vmax(error))
+        extra = style.bar_extra([panels.tick_label(t) + " DN" for t in ticks])
+    return style.margin + tiles * (tile + style.margin) + extra, style
+
+
 @pytest.mark.parametrize(
-    ("use_rgb", "use_gt", "tiles", "colourbar"),
-    [(True, False, 2, False), (False, True, 3, True), (True, True, 4, True)],
+    ("use_rgb", "use_gt", "tiles"),
+    [(True, False, 2), (False, True, 3), (True, True, 4)],
 )
-def test_panel_sizes(tmp_path: Path, use_rgb: bool, use_gt: bool, tiles: int,
-                     colourbar: bool) -> None:
+def test_panel_sizes(tmp_path: Path, use_rgb: bool, use_gt: bool, tiles: int) -> None:
     rgb_path, raw_path = make_pair(tmp_path / "in", "x", size=48)
-    gt_path = write_raw(tmp_path / "gt" / "x.npy",
-                        isp.to_dn(isp.unprocess(colourful_image(48, seed=5), GENERIC), GENERIC))
+    gt_dn = isp.to_dn(isp.unprocess(colourful_image(48, seed=5), GENERIC), GENERIC)
+    gt_path = write_raw(tmp_path / "gt" / "x.npy", gt_dn)
     args: list[str | Path] = [raw_path, "-o", tmp_path / "out"]
     if use_rgb:
         args += ["--rgb", rgb_path]
@@ -105,11 +115,13 @@ def test_panel_sizes(tmp_path: Path, use_rgb: bool, use_gt: bool, tiles: int,
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     panel = read_png(tmp_path / "out" / "x.png")
-    width = viz.MARGIN + tiles * (48 + viz.MARGIN) + (viz.COLORBAR_EXTRA if colourbar else 0)
-    height = viz.MARGIN + viz.TITLE_HEIGHT + 48 + viz.CAPTION_HEIGHT
-    assert panel.shape == (height, width, 3)
+    error = viz.error_map_dn(np.load(raw_path), np.load(gt_path)) if use_gt else None
+    width, style = expected_width(tiles, 48, error)
+    assert panel.shape[1] == width
+    assert panel.shape[0] >= style.margin + style.title_height + 48 + style.line_height
     # Each title bar is dark with light (text) pixels in it.
-    bar = panel[viz.MARGIN : viz.MARGIN + viz.TITLE_HEIGHT, viz.MARGIN : viz.MARGIN + 48]
+    top, left = style.margin, style.margin
+    bar = panel[top: top + style.title_height, left: left + 48]
     assert np.median(bar) < 60 and bar.max() > 150
     if use_gt:
         assert "PSNR" in result.stdout
@@ -130,10 +142,13 @@ def test_challenge_sized_panel_with_folders(tmp_path: Path) -> None:
                     "--gt", tmp_path / "gt")
     assert result.exit_code == 0, result.output
     panel = read_png(tmp_path / "out" / "10_0.png")
-    assert panel.shape[1] == viz.MARGIN + 4 * (504 + viz.MARGIN) + viz.COLORBAR_EXTRA
-    assert panel.shape[0] == viz.MARGIN + viz.TITLE_HEIGHT + 504 + viz.CAPTION_HEIGHT
+    error = viz.error_map_dn(np.load(tmp_path / "pred" / "10_0.npy"), packed)
+    width, style = expected_width(4, 504, error)
+    assert panel.shape[1] == width
     # Noise makes the heat map non-uniform; identical GT and prediction would make it black.
-    heat = panel[viz.MARGIN + viz.TITLE_HEIGHT :, -(504 + viz.MARGIN + viz.COLORBAR_EXTRA) :][:504]
+    left = style.margin + 3 * (504 + style.margin)
+    top = style.margin + style.title_height
+    heat = panel[top: top + 504, left: left + 504]
     assert heat.std() > 10
 
 
@@ -143,9 +158,10 @@ def test_identical_gt_scores_999_and_a_black_heat_map(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "PSNR 999.00" in result.stdout
     panel = read_png(tmp_path / "out" / "same.png")
-    left = viz.MARGIN + 2 * (32 + viz.MARGIN)
-    top = viz.MARGIN + viz.TITLE_HEIGHT
-    assert panel[top : top + 32, left : left + 32].max() < 10  # inferno's zero is near black
+    _, style = expected_width(3, 32, np.zeros((16, 16)))
+    left = style.margin + 2 * (32 + style.margin)
+    top = style.margin + style.title_height
+    assert panel[top: top + 32, left: left + 32].max() < 10  # inferno's zero is near black
 
 
 def test_refuses_to_overwrite_without_the_flag(tmp_path: Path) -> None:
@@ -192,18 +208,92 @@ def test_input_errors_fail_before_writing(tmp_path: Path, problem: str) -> None:
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_compose_panel_rejects_mixed_tile_sizes() -> None:
+def test_compose_rejects_mixed_tile_sizes() -> None:
     small = np.zeros((8, 8, 3), np.uint8)
     large = np.zeros((8, 10, 3), np.uint8)
     with pytest.raises(ValueError):
-        viz.compose_panel([("a", small), ("b", large)], "caption")
+        panels.compose([("a", small), ("b", large)], ["caption"], panels.PanelStyle(12))
 
 
 def test_colorbar_runs_from_dark_at_zero_to_bright_at_the_top() -> None:
-    bar = viz.colorbar(100, 20.0)
-    column = bar[:, viz.COLORBAR_GAP + viz.COLORBAR_WIDTH // 2].astype(int).sum(axis=1)
-    assert bar.shape == (100, viz.COLORBAR_EXTRA, 3)
+    style = panels.PanelStyle(12)
+    bar = panels.colorbar(100, 20.0, style)
+    column = bar[:, style.bar_gap + style.bar_width // 2].astype(int).sum(axis=1)
+    assert bar.shape[0] == 100
     assert column[0] > column[50] > column[-1]
+
+
+@pytest.mark.parametrize(("vmax", "top", "ticks"), [
+    (18.3, 20.0, [0, 5, 10, 15, 20]), (3.7, 4.0, [0, 1, 2, 3, 4]), (0.07, 0.08,
+     [0, 0.02, 0.04, 0.06, 0.08]), (250.0, 300.0, [0, 100, 200, 300]),
+    (1.0, 1.0, [0, 0.5, 1.0]),
+])
+def test_colour_scale_ticks_are_round(vmax: float, top: float, ticks: list[float]) -> None:
+    got_top, got_ticks = panels.nice_ticks(vmax)
+    assert got_top == pytest.approx(top) and got_ticks == pytest.approx(ticks)
+    assert got_top >= vmax and 3 <= len(got_ticks) <= 7
+
+
+def test_text_and_ticks_scale_with_the_figure() -> None:
+    small = panels.PanelStyle(panels.font_px_for(1000, None))
+    large = panels.PanelStyle(panels.font_px_for(4156, None))
+    assert large.font_px >= 4 * small.font_px - 4
+    # The issue's 4156x824 panel had a 20 px caption and 11 px ticks; text is now ~52 px.
+    assert large.font_px >= 45 and large.bar_width >= 45 and large.tick_length >= 15
+    assert large.text_width("20 DN") > 3 * small.text_width("20 DN")
+    # For print: 8 pt at the given resolution, whatever the pixel width.
+    assert panels.font_px_for(2100, 300) == panels.font_px_for(800, 300) == round(8 * 300 / 72 * 0.72)
+
+
+def test_width_and_dpi_size_the_figure_for_a_paper(tmp_path: Path) -> None:
+    rgb_path, raw_path = make_pair(tmp_path / "in", "x", size=64)
+    gt_path = write_raw(tmp_path / "gt" / "x.npy",
+                        isp.to_dn(isp.unprocess(colourful_image(64, seed=5), GENERIC), GENERIC))
+    result = invoke(raw_path, "-o", tmp_path / "out", "--rgb", rgb_path, "--gt", gt_path,
+                    "--width", "3.5in", "--dpi", "300")
+    assert result.exit_code == 0, result.output
+    panel = read_png(tmp_path / "out" / "x.png")
+    assert panel.shape[1] == 1050  # 3.5 in at 300 dpi
+    data = (tmp_path / "out" / "x.png").read_bytes()
+    at = data.index(b"pHYs")
+    assert struct.unpack(">IIB", data[at + 4: at + 13]) == (11811, 11811, 1)  # 300 dpi in px/m
+    plain = invoke(raw_path, "-o", tmp_path / "plain", "--width", "200")
+    assert plain.exit_code == 0 and read_png(tmp_path / "plain" / "x.png").shape[1] == 200
+
+
+def test_caption_keeps_white_balance_and_exposure_with_gt(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    captions: list[list[str]] = []
+    compose = panels.compose
+
+    def spy(tiles, caption, style, bar=None, width=None):  # type: ignore[no-untyped-def]
+        captions.append(list(caption))
+        return compose(tiles, caption, style, bar, width)
+
+    monkeypatch.setattr(panels, "compose", spy)
+    _, raw_path = make_pair(tmp_path / "in", "x", size=32)
+    assert invoke(raw_path, "-o", tmp_path / "out", "--gt", raw_path).exit_code == 0
+    text = "   ".join(captions[0])
+    assert "PSNR" in text and "WB R " in text and "exposure " in text and "camera " in text
+
+
+def test_auto_white_balance_is_neutral_on_the_sample_chart() -> None:
+    """The project's chart through the camera's inverse: auto keeps the daylight gains that
+    made it (gray world casts it cyan), and follows a RAW taken under another light."""
+    from rgb2raw.cameras import S7
+    from rgb2raw.sample import make_chart
+
+    chart = make_chart(336, 252).astype(np.float32) / 255
+    linear = isp.linearize(isp.to_dn(isp.unprocess(chart, S7), S7), S7)
+    daylight = np.array(S7.wb_gains)
+    assert np.array(viz.render_wb_gains(linear, S7, "auto")) == pytest.approx(daylight, rel=1e-3)
+    gray_world = np.array(viz.render_wb_gains(linear, S7, "grayworld"))
+    assert np.abs(np.log(gray_world / daylight)).max() > 0.05  # the cast the issue reported
+    # Another light: red weaker, blue stronger than daylight.
+    lit = linear * np.array([0.7, 1, 1, 1.3], dtype=np.float32)
+    ideal = daylight / np.array([0.7, 1, 1.3])
+    auto = np.array(viz.render_wb_gains(lit, S7, "auto"))
+    assert np.abs(np.log(auto / ideal)).max() < 0.4 * np.abs(np.log(daylight / ideal)).max()
 
 
 def test_batch_goes_on_past_a_bad_file_and_skips_hidden_files(tmp_path: Path) -> None:

@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rgb2raw.cameras import CAMERA_NAMES
+from rgb2raw.cli import common
 from rgb2raw.cli._app import app, reports_errors
+from rgb2raw.cli.common import CameraName, Quiet, Verbose
 from rgb2raw.errors import Rgb2RawError
 
 
@@ -24,39 +23,38 @@ def calibrate(
     data: Annotated[Path, typer.Argument(
         help="Pairs: a challenge-layout folder (DATA/train or DATA with {scene}_{k}.jpg + "
              ".npy) or a folder of DNG + JPEG pairs with the same stem.", show_default=False)],
-    out: Annotated[Path, typer.Option(
-        "--output", "-o", help="Run folder to write: model.onnx + model.json (a model for "
-                               "infer --model), params.npz, fit.json.", show_default=False)],
+    out: Annotated[Path, common.output_option(
+        "Run folder to write: model.onnx + model.json (a model for infer --model), "
+        "params.npz, fit.json.", "FOLDER")],
     camera: Annotated[str, typer.Option(
         "--camera", help="Name of the camera being calibrated (recorded in the model).",
         show_default=False)],
-    base: Annotated[str, typer.Option(
-        "--base", help=f"Camera profile to start from and compare with: "
-                       f"{', '.join(CAMERA_NAMES)}.")] = "generic",
+    base: Annotated[CameraName, typer.Option(
+        "--base", case_sensitive=False,
+        help="Camera profile to start from and compare with.")] = "generic",
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace an existing run folder.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the held-out split and sampling.")] = 0,
+    _verbose: Verbose = 0,
+    _quiet: Quiet = False,
 ) -> None:
     """Fit a camera's pixel-wise inverse ISP from RAW + JPEG pairs; writes a model for infer."""
+    from rgb2raw import progress
     from rgb2raw.calibrate.run import calibrate as run_calibration
 
-    if base not in CAMERA_NAMES:
-        raise Rgb2RawError(None, f"--base {base!r}: choose one of {', '.join(CAMERA_NAMES)}")
     if not camera.strip():
-        raise Rgb2RawError(None, "--camera: give the camera a name")
+        common.usage_error("give the camera a name", "--camera")
     if out.exists() and not overwrite:
         raise Rgb2RawError(out, "already exists (use --overwrite to replace it)")
-    console = Console(stderr=True)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, transient=True)
+    common.check_output_folder(out)
     tasks: dict[str, Any] = {}
+    with progress.bars("count") as bars:
 
-    def on_progress(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(stage, total=total)
-        progress.update(tasks[stage], completed=done, total=total)
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.task(stage, total=total)
+            bars.update(tasks[stage], completed=done, total=total)
 
-    with progress:
         result = run_calibration(data, out, camera_name=camera, base=base, overwrite=overwrite,
                                  seed=seed, progress=on_progress)
     for line in result.lines:

@@ -17,14 +17,16 @@ import logging
 import math
 import os
 import sys
+import types
+import typing
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from rgb2raw import progress
 from rgb2raw.cli import common
-from rgb2raw.cli._app import app, reports_errors
+from rgb2raw.cli._app import FastCommand, app, reports_errors
 from rgb2raw.cli.common import ForceAlias, Overwrite, Quiet, Verbose
 from rgb2raw.errors import OutputExists, Rgb2RawError, unwritable
 
@@ -114,7 +116,79 @@ def _print(text: str) -> None:
         raise typer.Exit(1) from None
 
 
-@app.command(rich_help_panel="AIM 2022 challenge")
+# ----------------------------------------------------------------------------- value parsing
+
+_PLAIN_TYPES = (Path, int, float, str, bool)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _plain_type(annotation: Any) -> type | None:
+    """`X` for an annotation `X` or `X | None` with X a plain type; None otherwise."""
+    if isinstance(annotation, (types.UnionType, typing._UnionGenericAlias)):  # type: ignore[attr-defined]
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = members[0] if len(members) == 1 else None
+    return annotation if annotation in _PLAIN_TYPES else None
+
+
+def _convert(base: type, info: Any, value: Any, param: Any, ctx: Any) -> Any:
+    """`value` (a command-line string, or a default) as `base`, within the option's min/max."""
+    if isinstance(value, base):
+        converted = value
+    elif base is bool:  # flags arrive as bools; only an environment value could be text
+        if str(value).lower() not in _TRUE + _FALSE:
+            raise typer.BadParameter(f"{value!r} is not a valid boolean", ctx=ctx, param=param)
+        converted = str(value).lower() in _TRUE
+    else:
+        try:
+            converted = base(value)
+        except (TypeError, ValueError):
+            raise typer.BadParameter(f"{value!r} is not a valid {base.__name__.lower()}",
+                                     ctx=ctx, param=param) from None
+    low, high = getattr(info, "min", None), getattr(info, "max", None)
+    if (low is not None and converted < low) or (high is not None and converted > high):
+        bounds = " and ".join(text for text in (low is not None and f"x>={low}",
+                                                  high is not None and f"x<={high}") if text)
+        raise typer.BadParameter(f"{converted} is not in the range {bounds}", ctx=ctx, param=param)
+    return converted
+
+
+def _plain_values(command: Any, ctx: Any) -> None:
+    """Convert this command's Path/int/float/str/bool values without typer's pydantic adapters.
+
+    typer builds a pydantic TypeAdapter for every value that is not a flag; importing pydantic
+    and building the adapters costs about as much CPU as importing numpy and OpenCV, which
+    `score` needs anyway, and `score` is timed as a whole command. Its values are plain types
+    with at most a minimum, so they are converted and range-checked here, with typer's own
+    error type (exit 2). If typer's internals differ, nothing changes and typer converts.
+    """
+    try:
+        from typer._coercion import PassThroughRuntimeParam
+        from typer.core import TyperArgument, TyperOption
+
+        class Plain(PassThroughRuntimeParam):
+            def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+                return _convert(self.annotation, self.parameter_info, value, param, ctx)
+
+        for param in command.get_params(ctx):
+            if not isinstance(param, (TyperOption, TyperArgument)) or param._runtime_param:
+                continue
+            base = _plain_type(param.type_descriptor.annotation)
+            if base is not None:
+                param._runtime_param = Plain(annotation=base,
+                                             parameter_info=param.type_descriptor.parameter_info)
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - another typer
+        pass
+
+
+class _PlainValuesCommand(FastCommand):
+    """The `score` command, parsing its values without pydantic (see `_plain_values`)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _plain_values(self, ctx)
+        return super().parse_args(ctx, args)
+
+
+@app.command(rich_help_panel="AIM 2022 challenge", cls=_PlainValuesCommand)
 @reports_errors
 def score(
     pred: Annotated[Path, typer.Argument(

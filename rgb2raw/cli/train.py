@@ -54,11 +54,14 @@ def _check_sources(data: Path | None, synthetic: Path | None, resume: bool) -> N
                                f"is not a folder ({label} must be a folder)")
 
 
-def _check_run_folder(out: Path, *, resume: bool) -> None:
+def _check_run_folder(out: Path, *, resume: bool, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise Rgb2RawError(out, "exists and is not a folder (a run folder is needed)")
     if resume and not (out / LAST_CHECKPOINT).is_file():
         raise Rgb2RawError(out / LAST_CHECKPOINT, "no such file: nothing to resume")
+    if not resume and not overwrite and (out / LAST_CHECKPOINT).exists():
+        raise Rgb2RawError(out, "already holds a training run (use --resume to continue it "
+                                "or --overwrite to start again)")
     if _is_main_rank():
         common.check_output_folder(out)
 
@@ -213,7 +216,7 @@ def train(
     from rgb2raw.train import check_requirements
 
     check_requirements(export=export)
-    _check_run_folder(out, resume=resume)
+    _check_run_folder(out, resume=resume, overwrite=overwrite)
     if not resume:
         _checked_config(config)
     else:

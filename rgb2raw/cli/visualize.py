@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -29,21 +29,22 @@ MAX_EXPOSURE_EV = 16.0
 
 
 def parse_wb(text: str) -> str | tuple[float, float, float]:
-    """``auto``, ``camera`` or three positive gains ``R,G,B``; anything else is a usage error."""
+    """``auto``, ``camera``, ``grayworld`` or three positive gains ``R,G,B``; anything else is
+    a usage error."""
     lowered = text.strip().lower()
-    if lowered in ("auto", "camera"):
+    if lowered in ("auto", "camera", "grayworld"):
         return lowered
     try:
         gains = [float(part) for part in text.split(",")]
     except ValueError:
         gains = []
     if len(gains) != 3 or not all(math.isfinite(g) and g > 0 for g in gains):
-        raise typer.BadParameter(f"{text!r}: expected auto, camera or three positive gains "
-                                 "R,G,B such as 2.1,1,1.6")
+        raise typer.BadParameter(f"{text!r}: expected auto, camera, grayworld or three "
+                                 "positive gains R,G,B such as 2.1,1,1.6")
     return gains[0], gains[1], gains[2]
 
 
-def parse_exposure(text: str) -> str | float:
+def parse_exposure(text: str) -> Literal["auto"] | float:
     """``auto`` or a finite number of stops within +-16."""
     if text.strip().lower() == "auto":
         return "auto"
@@ -91,9 +92,10 @@ def visualize(
         "scorer's) and, when given, overrides the camera's white level for rendering.",
         show_default=False)] = None,
     wb: Annotated[str, typer.Option(
-        "--wb", metavar="auto|camera|R,G,B", callback=_check_wb,
-        help="White balance: auto (estimated on the RAW's near-neutral pixels), camera (the "
-        "profile's daylight gains) or R,G,B gains.")] = "auto",
+        "--wb", metavar="auto|camera|grayworld|R,G,B", callback=_check_wb,
+        help="White balance: auto (the camera's daylight gains, moved towards the RAW's "
+        "near-grey pixels when they clearly disagree), camera (daylight gains), grayworld "
+        "(average of all pixels) or R,G,B gains.")] = "auto",
     exposure: Annotated[str, typer.Option(
         "--exposure", metavar="auto|EV", callback=_check_exposure,
         help="Brightening in EV stops (-16..16), or auto.")] = "auto",
@@ -138,8 +140,8 @@ def visualize(
                     skipped += 1
                     continue
                 results.append(run_job(job, profile, white_level=white_level,
-                                       wb=wb_choice,  # type: ignore[arg-type]
-                                       exposure=exposure_choice,  # type: ignore[arg-type]
+                                       wb=wb_choice,
+                                       exposure=exposure_choice,
                                        overwrite=overwrite, sizing=sizing))
                 log.debug("%s -> %s", job.raw, job.output)
             except OutputExists:

@@ -89,8 +89,10 @@ class Architecture:
     #: Whether `rgb2raw train` trains it.
     trainable: bool = False
     #: ``"module:callable"`` of a runner for whole frames in bounded memory (e.g. global
-    #: statistics on the frame, then the local part tile by tile), or None: one pass. The
-    #: engine calls it as ``runner(module, rgb_nchw) -> packed_nchw`` (torch backend only).
+    #: statistics on the frame, then the local part tile by tile), or None: one pass. With
+    #: the torch backend the engine calls it as ``runner(module, rgb) -> packed`` on torch
+    #: tensors (N, 3, H, W) -> (N, 4, H/2, W/2), in place of ``module(rgb)``
+    #: (`rgb2raw.backends.TorchBackend.run_frame`).
     frame_runner: str | None = None
 
 
@@ -115,6 +117,8 @@ REGISTRY: dict[str, Architecture] = {
         contract=Contract(size_multiple=16, full_frame=True, context=None, bytes_per_pixel=None,
                           levels="camera", clip_low="zero", rounding="nearest", input="frame"),
         trainable=True,
+        # Whole frames in full-width strips, equal to one pass (rgb2raw.nets.twopass).
+        frame_runner="rgb2raw.nets.twopass:run_full_frame",
     ),
     "tiny": Architecture(
         name="tiny",

@@ -41,6 +41,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import TYPE_CHECKING, cast
@@ -51,13 +52,16 @@ if TYPE_CHECKING:
 
     from rgb2raw.nets.liteisp import AttentionResBlock, LiteISPNetS
 
-#: Default strip height in RGB rows; level H/k uses `tile // k` rows (at least `_MIN_STEP`).
+#: Default strip height, in rows of each level's grid (the H/2 level's strips are 2 * 128 RGB
+#: rows). Measured on a P20 frame (benchmarks/bench_fullframe.py): taller strips run convolutions
+#: more efficiently, shorter ones need less memory for a strip's temporaries.
 DEFAULT_TILE = 128
-_MIN_STEP = 8
 # Radii (rows each side) of the local pieces, in rows of the level they run on.
 _RES_HALO = 2  # conv3x3, ReLU, conv3x3
 _SA_HALO = 3  # 7x7 convolution of the spatial attention
 _BLOCK_HALO = _RES_HALO + _SA_HALO
+# Strips at least as tall as the in-place sweeps' halo, and even for the Haar grids.
+_MIN_TILE = 8
 
 Source = tuple["torch.Tensor", Fraction]
 Sums = dict[str, "torch.Tensor"]
@@ -66,19 +70,20 @@ Sums = dict[str, "torch.Tensor"]
 def run_full_frame(
     net: LiteISPNetS, rgb: torch.Tensor, *, tile: int = DEFAULT_TILE
 ) -> torch.Tensor:
-    """`net(rgb)` computed in full-width strips of `tile` RGB rows; same result, bounded memory.
+    """`net(rgb)` computed in full-width strips of `tile` rows; same result, bounded memory.
 
     `rgb` is ``(N, 3, H, W)`` float32 with H and W multiples of 16 (the network's contract);
-    `tile` is a positive multiple of 32. Runs under ``torch.inference_mode``; `net` is not
-    modified (put it in eval mode first: it has no batch norm or dropout, so this is a no-op).
+    `tile` (an even number, at least 8) is the strip height in rows of each level's grid
+    (H/2 ... H/16). Runs under ``torch.inference_mode``; `net` is not modified (it has no
+    batch norm or dropout, so train and eval mode give the same result).
     """
     import torch
 
     from rgb2raw.nets.unet import check_input_size
 
     check_input_size(rgb, net.size_multiple)
-    if tile <= 0 or tile % 32:
-        raise ValueError(f"tile must be a positive multiple of 32, got {tile}")
+    if tile < _MIN_TILE or tile % 2:
+        raise ValueError(f"tile must be an even number of at least {_MIN_TILE} rows, got {tile}")
     if rgb.dtype != torch.float32:
         raise ValueError(f"expected a float32 RGB tensor, got {rgb.dtype}")
     with torch.inference_mode():
@@ -91,7 +96,7 @@ def _one_frame(net: LiteISPNetS, rgb: torch.Tensor, tile: int) -> torch.Tensor:
 
     half, one, two = Fraction(1, 2), Fraction(1), Fraction(2)
     rows2 = rgb.shape[2] // 2
-    steps = {k: max(tile // k, _MIN_STEP) for k in (2, 4, 8, 16)}
+    steps = {k: tile for k in (2, 4, 8, 16)}  # per level, should one level want other strips
 
     def stem(rgb_rows: torch.Tensor) -> torch.Tensor:
         return net.down1[0](net.head(rgb_rows.contiguous(memory_format=torch.channels_last)))
@@ -106,8 +111,10 @@ def _one_frame(net: LiteISPNetS, rgb: torch.Tensor, tile: int) -> torch.Tensor:
         return net.down1[3](net.down1[2](stem(rgb_rows) + _closing(group1)(xs)))
 
     # Output rows [a, b) of H/4 are H/2 rows [2a, 2b) after the stem (2 rows of context at
-    # H/2) and two more 3x3 convolutions: 4 rows at H/2, halo 2 at H/4.
-    d1 = _fill(down1_tail, [(rgb, 2 * two), (x, two)], rows2 // 2, halo=2, step=steps[4])
+    # H/2) and two more 3x3 convolutions: 4 rows at H/2, halo 2 at H/4. The work is at H/2,
+    # so are the strips: half as many rows of output.
+    step = max(steps[2] // 2, 1)
+    d1 = _fill(down1_tail, [(rgb, 2 * two), (x, two)], rows2 // 2, halo=2, step=step)
     del x
 
     # --- H/4 and H/8, encoder: conv, group, Haar (the group's input is kept: it is small).
@@ -179,6 +186,30 @@ def _strips(
                 raise AssertionError(f"strip [{lo}, {hi}) is not aligned to scale {scale}")
             views.append(buffer[:, :, int(start) : int(stop)])
         yield a, b, fn(*views)[:, :, a - lo : b - lo]
+    _release_free_memory()
+
+
+def _release_free_memory() -> None:
+    """Give the C heap's free pages back to the system after a sweep (glibc only).
+
+    A sweep's strip temporaries (tens of MB) are freed into the heap, and glibc keeps such
+    memory mapped for reuse; between sweeps of different levels it was measured at 300-400 MB
+    of resident memory holding nothing. `malloc_trim` returns it; elsewhere this does nothing.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        import ctypes
+
+        trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
 
 
 def _fill(
@@ -242,9 +273,9 @@ def _group(
         return y if finish is None else finish(y)
 
     rows = int(x.shape[2] / finish_scale)
-    out_step = max(int(step / finish_scale), 2)
     sources = [(start, finish_scale), (x, finish_scale)]
-    return _fill(out, sources, rows, halo=halo, step=out_step)
+    # Strips of `step` rows of the level the work is done on (the input's).
+    return _fill(out, sources, rows, halo=halo, step=max(int(step / finish_scale), 1))
 
 
 def _closing(group: nn.Module) -> nn.Module:
@@ -268,19 +299,39 @@ def _run_blocks(
             _block_recomputed(block, x, step)
 
 
+def _res(block: AttentionResBlock, xs: torch.Tensor) -> torch.Tensor:
+    """``block.res(xs)`` (conv, ReLU, conv) with the ReLU in place: one temporary less."""
+    import torch
+
+    conv1, _, conv2 = block.res
+    out: torch.Tensor = conv2(torch.relu_(conv1(xs)))
+    return out
+
+
+def _spatial_attention_(block: AttentionResBlock, features: torch.Tensor) -> torch.Tensor:
+    """``block.sa(features)``, the same operations, but scaling `features` in place."""
+    import torch
+
+    sa = block.sa
+    summary = torch.cat(
+        (features.mean(dim=1, keepdim=True), features.amax(dim=1, keepdim=True)), dim=1
+    )
+    return features.mul_(torch.sigmoid(sa.conv2d(summary)))
+
+
 def _block_kept(block: AttentionResBlock, x: torch.Tensor, step: int) -> None:
     import torch
 
     rows, width = x.shape[2], x.shape[3]
     feats = torch.empty_like(x)
     total = torch.zeros(x.shape[1], dtype=torch.float64)
-    for a, b, y in _strips(block.res, [(x, Fraction(1))], rows, _RES_HALO, step):
+    for a, b, y in _strips(lambda xs: _res(block, xs), [(x, Fraction(1))], rows, _RES_HALO, step):
         feats[:, :, a:b] = y
         total += y.sum(dim=(0, 2, 3)).to(torch.float64)
     gate = _gate(block.ca.conv_du, total / (rows * width))
 
     def attend(fs: torch.Tensor) -> torch.Tensor:
-        return block.sa(fs * gate)
+        return _spatial_attention_(block, fs * gate)
 
     # `x` is read only at the rows being written, so the update can be immediate.
     for a, b, y in _strips(attend, [(feats, Fraction(1))], rows, _SA_HALO, step):
@@ -298,7 +349,7 @@ def _block_recomputed(block: AttentionResBlock, x: torch.Tensor, step: int) -> N
     gate = _gate(block.ca.conv_du, _conv_mean(cast("nn.Conv2d", conv2), sums, rows, width))
 
     def update(xs: torch.Tensor) -> torch.Tensor:
-        return xs + block.sa(block.res(xs) * gate)
+        return _spatial_attention_(block, _res(block, xs).mul_(gate)).add_(xs)
 
     # In place, so strip k is written only after strip k+1 has been computed: strip k+1 reads
     # `_BLOCK_HALO` rows of strip k's ORIGINAL values, and no row of strip k-1 (step >= halo).

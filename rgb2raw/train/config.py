@@ -74,7 +74,7 @@ class TrainConfig:
         if self.arch not in TRAIN_ARCHS:
             raise InvalidParameter("arch", f"unknown architecture {self.arch!r}; choose {', '.join(TRAIN_ARCHS)}")
         if (self.data is None) == (self.synthetic is None):
-            raise InvalidParameter("data", "give exactly one data source: DATA (challenge layout) or --synthetic")
+            raise InvalidParameter("data", "give exactly one data source: data (challenge layout) or synthetic (photos)")
         if self.epochs < 1 or self.batch_size < 1:
             raise InvalidParameter("batch_size" if self.epochs >= 1 else "epochs", "epochs and batch size must be at least 1")
         if self.crop < 2 or self.crop % 2:

@@ -20,7 +20,6 @@ resumed run computes the same updates as an uninterrupted one (same device and t
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -33,9 +32,7 @@ import torch
 from torch import nn
 
 from rgb2raw._atomic import atomic_write
-from rgb2raw.cameras import get_camera
 from rgb2raw.errors import InvalidParameter, Rgb2RawError
-from rgb2raw.levels import Levels
 from rgb2raw.nets import contract
 from rgb2raw.train import data as train_data
 from rgb2raw.train.checkpoint import (
@@ -46,6 +43,7 @@ from rgb2raw.train.checkpoint import (
     save_checkpoint,
 )
 from rgb2raw.train.config import TrainConfig
+from rgb2raw.train.datasets import prepare_data
 from rgb2raw.train.distributed import (
     DistContext,
     barrier,
@@ -58,7 +56,6 @@ from rgb2raw.train.evaluation import evaluate
 from rgb2raw.train.losses import combined_loss, parse_loss_spec
 from rgb2raw.train.optimiser import WeightEMA, learning_rate, rng_state, set_rng_state
 from rgb2raw.train.report import EpochRecord, plot_curves, write_csv
-from rgb2raw.train.simulate import REGIMES
 
 log = logging.getLogger("rgb2raw.train")
 
@@ -119,86 +116,14 @@ class _State:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-# ------------------------------------------------------------------------------------ data
-
-
-def _report_bad(config: TrainConfig, bad: list[train_data.BadPair], callbacks: Callbacks,
-                context: DistContext) -> None:
-    """Apply the bad-pair policy: report every bad pair; stop raises on the first."""
-    for item in bad:
-        log.warning("%s: %s (%s)", item.path, item.problem,
-                    "stopping" if config.on_bad_pair == "stop" else "skipped")
-        if context.is_main and callbacks.on_bad_pair is not None:
-            callbacks.on_bad_pair(item)
-    if bad and config.on_bad_pair == "stop":
-        first = bad[0]
-        raise Rgb2RawError(first.path, f"{first.problem} (bad training pair; use "
-                                       "--on-bad-pair skip to leave it out)")
-
-
-def prepare_data(config: TrainConfig, context: DistContext, size_multiple: int,
-                 callbacks: Callbacks) -> tuple[Any, Any, list[train_data.BadPair]]:
-    """Build (train dataset, validation dataset or None, bad pairs) from the config.
-
-    Under DDP every rank checks its share of the files and the verdicts are gathered, so all
-    ranks agree on the same dataset.
-    """
-    levels = Levels(config.black_level, config.white_level)
-    min_side = config.crop + 2
-    if config.data is not None:
-        pairs, bad = train_data.find_pairs(config.data)
-        mine = list(range(context.rank, len(pairs), context.world_size))
-        good_local, bad_local = train_data.scan_pairs([pairs[i] for i in mine], min_side=min_side)
-        verdicts = gather_objects(context, ([mine[i] for i in good_local], bad_local))
-        good = sorted(i for indices, _ in verdicts for i in indices)
-        bad = bad + sorted((b for _, found in verdicts for b in found), key=lambda b: str(b.path))
-        _report_bad(config, bad, callbacks, context)
-        usable = [pairs[i] for i in good]
-        if not usable:
-            raise Rgb2RawError(config.data, "no usable training pairs")
-        train_pairs, val_pairs = train_data.split_by_scene(usable, config.val_fraction, config.seed)
-        train_set = train_data.ChallengeDataset(train_pairs, levels, crop=config.crop,
-                                                seed=config.seed, cache=config.cache)
-        val_set = train_data.ChallengeDataset(val_pairs, levels, crop=None, seed=config.seed,
-                                              size_multiple=size_multiple, cache=True
-                                              ) if val_pairs else None
-        return train_set, val_set, bad
-    assert config.synthetic is not None
-    camera = get_camera(config.camera)
-    photos = train_data.find_photos(config.synthetic)
-    train_paths, val_paths = train_data.split_photos(photos, config.val_fraction, config.seed)
-    train_images, _, bad = train_data.scan_photos(train_paths, max_side=config.max_photo_side,
-                                                  min_side=config.crop)
-    val_images, _, bad_val = train_data.scan_photos(val_paths, max_side=config.max_photo_side,
-                                                    min_side=config.crop)
-    bad += bad_val
-    _report_bad(config, bad, callbacks, context)
-    if not train_images:
-        raise Rgb2RawError(config.synthetic, "no usable training photos")
-    ranges = REGIMES[config.synthetic_regime]
-    if config.synthetic_plain is not None:
-        ranges = dataclasses.replace(ranges, plain_probability=config.synthetic_plain)
-    synthetic_train = train_data.SyntheticDataset(train_images, camera, levels, crop=config.crop,
-                                                  length=config.synthetic_length, seed=config.seed,
-                                                  ranges=ranges)
-    val_crop = config.crop - config.crop % max(2, size_multiple)
-    synthetic_val = train_data.SyntheticDataset(val_images, camera, levels, crop=val_crop,
-                                                length=config.synthetic_val, seed=config.seed + 1,
-                                                fixed=True, ranges=ranges) if val_images else None
-    return synthetic_train, synthetic_val, bad
-
-
-# -------------------------------------------------------------------------------- the loop
-
-
 def _check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
     if resume:
         if not (run_dir / LAST).is_file():
             raise Rgb2RawError(run_dir / LAST, "no such file: nothing to resume")
         return
     if (run_dir / LAST).exists() and not overwrite:
-        raise Rgb2RawError(run_dir, "already holds a training run (use --resume to continue it "
-                                    "or --overwrite to start again)")
+        raise Rgb2RawError(run_dir, "already holds a training run (resume=True continues it, "
+                                    "overwrite=True starts again)")
 
 
 def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
@@ -267,7 +192,8 @@ def _train(config: TrainConfig, run_dir: Path, context: DistContext,
         raise InvalidParameter("crop", f"{config.crop} is not a multiple of {size_multiple}, "
                                        f"which the {config.arch} network needs")
 
-    train_set, val_set, bad = prepare_data(config, context, size_multiple, callbacks)
+    on_bad = callbacks.on_bad_pair if context.is_main else None
+    train_set, val_set, bad = prepare_data(config, context, size_multiple, on_bad)
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if bad:
@@ -356,7 +282,8 @@ def _train(config: TrainConfig, run_dir: Path, context: DistContext,
                 loss = combined_loss(output.float(), target, loss_weights)
                 if not torch.isfinite(loss):
                     raise Rgb2RawError(None, f"the loss became {loss.item()} at step "
-                                             f"{state.global_step}; lower --lr")
+                                             f"{state.global_step}", param="lr",
+                                       hint="lower {param}")
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)

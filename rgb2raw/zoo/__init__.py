@@ -1,7 +1,7 @@
 """The model zoo: every model, bundled, downloaded or local, described by one `ModelCard`.
 
-- `rgb2raw.zoo.cards`: the schema (`ModelCard`, its resolved `CardContract` view), its JSON
-  form, and the one card writer;
+- `rgb2raw.zoo.cards`: the schema (`ModelCard`), its JSON form, and the one card writer;
+- `rgb2raw.zoo.contract`: `CardContract`, a card's contract resolved over its architecture's;
 - `rgb2raw.zoo.registry`: the cards that exist, and what a user's model name or path means;
 - `rgb2raw.zoo.cache`: where downloaded files live, and fetching them verified.
 
@@ -25,7 +25,6 @@ from rgb2raw.zoo.cache import (
 )
 from rgb2raw.zoo.cards import (
     CONTRACT_FIELDS,
-    CardContract,
     ModelCard,
     ModelFile,
     Reported,
@@ -35,6 +34,7 @@ from rgb2raw.zoo.cards import (
     load_card,
     write_card,
 )
+from rgb2raw.zoo.contract import CardContract
 from rgb2raw.zoo.registry import (
     CHECKPOINT_SUFFIXES,
     LOCAL_CARD_NAME,
