@@ -3,7 +3,8 @@
 Layers, from arrays up:
 
 * `samples` - which RAW value pairs with which picture pixel, and which observations vote;
-* `fit` - the alternating least-squares fit of an `rgb2raw.inverse.InverseParams`;
+* `fit` - the alternating least-squares fit of an `rgb2raw.inverse.InverseParams`, its
+  linear-algebra steps in `solve` (and `_blas`: those small solves on one BLAS thread);
 * `core` - `fit_arrays` (pairs in memory), white-level detection, lens shading;
 * `align` - the global affine alignment of a picture to its RAW (cropped/zoomed ISPs);
 * `data` - finding and reading pairs (challenge `.npy` crops, DNG + JPEG), frames of crops;

@@ -107,9 +107,14 @@ def fit_arrays(pictures: Sequence[np.ndarray], raws: Sequence[np.ndarray],
 
 @dataclass(frozen=True)
 class ShadingFit:
-    """Lens shading relative to a fitted model, as `rgb2raw.shading.RadialShading` (gain 1 at
-    the centre), with what it was measured on: the RMS of RAW / prediction - 1 over the
-    frames' blocks before and after applying it."""
+    """Lens shading relative to a fitted model, as `rgb2raw.shading.RadialShading`, with what
+    it was measured on: the RMS of RAW / prediction - 1 over the frames' blocks before and
+    after applying it.
+
+    Its gain at the centre (`centre`) is free: a model fitted without shading has absorbed
+    the frame's average fall-off into its gains, so the centre reads above 1. `normalised` is
+    the fall-off alone (1 at the centre), the factor to divide the RAW by before refitting.
+    """
 
     shading: RadialShading
     frames: int
@@ -121,10 +126,42 @@ class ShadingFit:
         """Gain at the corners (r = 1) per packed channel R, Gr, Gb, B."""
         return self.shading.gain(np.ones(1))[0]
 
+    @property
+    def centre(self) -> np.ndarray:
+        """Gain at the centre (r = 0) per packed channel."""
+        return self.shading.gain(np.zeros(1))[0]
+
+    @property
+    def normalised(self) -> RadialShading:
+        """The same fall-off with gain 1 at the centre."""
+        return RadialShading(self.shading.coefficients / self.centre[:, None])
+
     def to_dict(self) -> dict[str, object]:
         return {**self.shading.to_dict(), "corner_gain": np.round(self.corner, 4).tolist(),
+                "centre_gain": np.round(self.centre, 4).tolist(),
                 "frames": self.frames, "ratio_rms_before": round(self.rms_before, 5),
                 "ratio_rms_after": round(self.rms_after, 5)}
+
+
+def frame_radius(shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) radius of every packed pixel of a whole frame, exactly as `RadialShading`
+    measures it (1 at the corners)."""
+    unit_r2 = RadialShading.from_rgb([[0.0, 1.0, 0.0, 0.0]] * 3)
+    return np.sqrt(np.maximum(unit_r2.gain_map(shape)[..., 0], 0.0))
+
+
+def deshade(samples: Samples, shading: RadialShading, black: float) -> Samples:
+    """The observations with the lens fall-off divided out of the RAW above `black` (those
+    with a known frame position; the rest unchanged)."""
+    known = np.isfinite(samples.radius)
+    if not known.any():
+        return samples
+    plane_of = np.array([0, 1, 3])  # a packed plane of each camera channel
+    gain = np.ones(len(samples))
+    gain[known] = shading.gain(samples.radius[known].astype(np.float64))[
+        np.arange(int(known.sum())), plane_of[samples.channel[known]]]
+    raw = (black + (samples.raw - black) / np.maximum(gain, 1e-6)).astype(np.float32)
+    return replace(samples, raw=raw)
 
 
 #: Shading is measured on blocks of this many packed pixels a side.
@@ -139,9 +176,9 @@ def _block_mean(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def fit_shading(pictures: Sequence[np.ndarray], raws: Sequence[np.ndarray],
                 masks: Sequence[np.ndarray | None], params: InverseParams,
                 gains: Sequence[np.ndarray]) -> ShadingFit | None:
-    """Lens shading from whole frames: the radial gain (`RadialShading`, 1 at the centre) that
-    takes `params`' prediction, with each frame's own `gains`, to the RAW above black; least
-    squares on block means of unclipped pixels. None without usable frames."""
+    """Lens shading from whole frames: the radial gain (`RadialShading`) that takes `params`'
+    prediction, with each frame's own `gains`, to the RAW above black; least squares on block
+    means of unclipped pixels. None without usable frames."""
     ys: list[np.ndarray] = []
     ps: list[np.ndarray] = []
     radii: list[np.ndarray] = []
@@ -162,9 +199,7 @@ def fit_shading(pictures: Sequence[np.ndarray], raws: Sequence[np.ndarray],
         good &= raw.max(axis=2) < params.white_level - 0.02 * span
         cut = (slice(0, bh * SHADING_BLOCK), slice(0, bw * SHADING_BLOCK))
         weight = _block_mean(good[cut], (bw, bh))
-        # Radius of each block centre, as RadialShading measures it for the whole frame.
-        radius = np.sqrt(np.maximum(_block_mean(
-            RadialShading.from_rgb([[0, 1, 0, 0]] * 3).gain_map((h, w))[..., 0][cut], (bw, bh)), 0))
+        radius = _block_mean(frame_radius((h, w))[cut], (bw, bh))
         for plane, camera_channel in ((0, 0), (1, 1), (2, 1), (3, 2)):
             y = _block_mean((measured[..., plane] * good)[cut], (bw, bh))
             p = _block_mean((pred[..., plane] * good)[cut], (bw, bh))
@@ -181,9 +216,9 @@ def fit_shading(pictures: Sequence[np.ndarray], raws: Sequence[np.ndarray],
     rows[:, 0] = 1.0
     for c in range(3):
         pick = channel == c
-        if pick.sum() < 8:
+        if pick.sum() < 2 * SHADING_ORDER:
             continue
-        rows[c, 1:] = _falloff(radius[pick], y[pick], p[pick])
+        rows[c] = _falloff(radius[pick], y[pick], p[pick])
     shading = RadialShading.from_rgb(rows)
     ratio = y / np.maximum(p, 1e-9)
     plane_of = np.array([0, 1, 3])  # a packed plane of each camera channel
@@ -197,22 +232,22 @@ _MONOTONE_CHECK = np.linspace(0.0, 1.0, 101)
 
 
 def _falloff(radius: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """c1.. of ``y = (1 + c1 r^2 + c2 r^4 + c3 r^6) p`` by least squares on the signal.
+    """c0.. of ``y = (c0 + c1 r^2 + c2 r^4 + c3 r^6) p`` by least squares on the signal.
 
     A lens only darkens towards the corners, so the highest order whose curve never rises on
     [0, 1] is kept: one frame's scene content (a bright sky at the top, say) can otherwise
     bend a high-order fit into bumps. None rising-free (light increasing outwards): no
-    shading, all zeros.
+    fall-off, only the level c0.
     """
     r2 = radius ** 2
-    for order in range(SHADING_ORDER - 1, 0, -1):
-        design = np.stack([p * r2 ** k for k in range(1, order + 1)], axis=1)
-        solution, *_ = np.linalg.lstsq(design, y - p, rcond=None)
-        curve = sum(c * _MONOTONE_CHECK ** (2 * (k + 1)) for k, c in enumerate(solution))
-        if np.all(np.diff(curve) <= 1e-6):
+    for order in range(SHADING_ORDER - 1, -1, -1):
+        design = np.stack([p * r2 ** k for k in range(order + 1)], axis=1)
+        solution, *_ = np.linalg.lstsq(design, y, rcond=None)
+        curve = sum(c * _MONOTONE_CHECK ** (2 * k) for k, c in enumerate(solution))
+        if order == 0 or np.all(np.diff(curve) <= 1e-6 * abs(solution[0])):
             return np.pad(solution, (0, SHADING_ORDER - 1 - order))
-    return np.zeros(SHADING_ORDER - 1)
+    raise AssertionError("unreachable: order 0 always returns")
 
 
-__all__ = ["DEFAULT_BUDGET", "ShadingFit", "TopStats", "collect", "detect_white", "fit_arrays",
-           "fit_shading", "white_level"]
+__all__ = ["DEFAULT_BUDGET", "ShadingFit", "TopStats", "collect", "deshade", "detect_white",
+           "fit_arrays", "fit_shading", "frame_radius", "white_level"]

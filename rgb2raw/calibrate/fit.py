@@ -17,7 +17,7 @@ linear RGB stays grey in camera RGB before white balance (the DNG convention `ca
 and all of the level sits in the gains, where exposure and white balance can be read off.
 
 The tables are solved as non-negative increments (monotone by construction; an active-set
-solver, `_nonneg_qp`) with a light second-difference penalty, which also carries them smoothly
+solver, `solve.nonneg_qp`) with a light second-difference penalty, which also carries them smoothly
 over levels the data never shows.
 """
 
@@ -28,6 +28,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from rgb2raw.calibrate import solve
+from rgb2raw.calibrate._blas import single_threaded
 from rgb2raw.calibrate.samples import RGB_BLACK, Samples, usable
 from rgb2raw.errors import Rgb2RawError
 from rgb2raw.inverse import DEFAULT_KNEE, TABLE_LEVELS, InverseParams, table_from_curve
@@ -74,159 +76,6 @@ class InverseFit:
     rmse_history: list[float] = field(default_factory=list)  # DN, per round
     highlight_observations: int = 0
     observations: int = 0
-
-
-# ------------------------------------------------------------------------------ the pieces
-
-
-def _knot_features(rgb: np.ndarray, knots: int) -> tuple[np.ndarray, np.ndarray]:
-    """Lower knot index (N, 3) and the fraction towards the next knot (N, 3)."""
-    position = np.clip(rgb.astype(np.float64), 0.0, 1.0) * (knots - 1)
-    lower = np.minimum(np.floor(position), knots - 2).astype(np.int64)
-    return lower, position - lower
-
-
-def _linear(lower: np.ndarray, frac: np.ndarray, tables: np.ndarray) -> np.ndarray:
-    """T_j(x_j) for every observation: (N, 3)."""
-    out = np.empty(lower.shape, np.float64)
-    for j in range(3):
-        t = tables[j]
-        out[:, j] = (1.0 - frac[:, j]) * t[lower[:, j]] + frac[:, j] * t[lower[:, j] + 1]
-    return out
-
-
-def _solve_gains(pred: np.ndarray, raw: np.ndarray, weight: np.ndarray, group: np.ndarray,
-                 groups: int, black: float | None) -> tuple[np.ndarray, float]:
-    """Per-group gains A and (if `black` is None) the shared black level, by least squares."""
-    def sums(values: np.ndarray) -> np.ndarray:
-        return np.bincount(group, weights=weight * values, minlength=groups)
-
-    s1, sp, spp = sums(np.ones_like(pred)), sums(pred), sums(pred * pred)
-    sy, spy = sums(raw), sums(pred * raw)
-    seen = spp > 1e-12
-    if black is None:
-        # Eliminate each group's gain; the sum of squares is then a parabola in the black level.
-        numerator = np.sum((sy - sp * spy / np.where(seen, spp, 1.0))[seen])
-        denominator = np.sum((s1 - sp * sp / np.where(seen, spp, 1.0))[seen])
-        black = float(numerator / denominator) if denominator > 1e-9 else 0.0
-        black = max(black, 0.0)
-    gains = np.where(seen, (spy - black * sp) / np.where(seen, spp, 1.0), np.nan)
-    return gains, black
-
-
-def _solve_matrix(linear: np.ndarray, target: np.ndarray, weight: np.ndarray,
-                  channel: np.ndarray, prior: np.ndarray, strength: float) -> np.ndarray:
-    """Each matrix row by weighted least squares, target ~ M[c] . linear, with a ridge of
-    `strength` (relative to the row's mean data weight) towards `prior`'s row."""
-    matrix = prior.copy()
-    for c in range(3):
-        pick = channel == c
-        if not pick.any():
-            continue
-        lin, wt = linear[pick], weight[pick]
-        normal = np.einsum("n,ni,nj->ij", wt, lin, lin)
-        rhs = np.einsum("n,ni,n->i", wt, lin, target[pick])
-        ridge = (strength * np.trace(normal) / 3.0) + 1e-12 * np.trace(normal)
-        matrix[c] = np.linalg.solve(normal + ridge * np.eye(3), rhs + ridge * prior[c])
-    return matrix
-
-
-def _table_normal(lower: np.ndarray, frac: np.ndarray, coeff: np.ndarray, target: np.ndarray,
-                  weight: np.ndarray, knots: int, offset: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Normal equations of target ~ sum_j coeff_j * T_j(x_j) (+ offset * b) in the 3*knots
-    table values (and b): the (3K, 3K) matrix, the right-hand side and, with `offset`, the
-    (3K + 1)-th row [cross terms with b..., b's own term, b's right-hand side]."""
-    size = 3 * knots
-    index = [j * knots + lower[:, j] + step for j in range(3) for step in (0, 1)]
-    value = [coeff[:, j] * ((1.0 - frac[:, j]) if step == 0 else frac[:, j])
-             for j in range(3) for step in (0, 1)]
-    normal = np.zeros(size * size)
-    rhs = np.zeros(size)
-    cross = None if offset is None else np.zeros(size + 2)
-    for p, (ip, vp) in enumerate(zip(index, value, strict=True)):
-        wv = weight * vp
-        rhs += np.bincount(ip, weights=wv * target, minlength=size)
-        if cross is not None and offset is not None:
-            cross[:size] += np.bincount(ip, weights=wv * offset, minlength=size)
-        for iq, vq in zip(index[p:], value[p:], strict=True):
-            block = np.bincount(ip * size + iq, weights=wv * vq, minlength=size * size)
-            normal += block
-            if iq is not ip:
-                normal += block.reshape(size, size).T.reshape(-1)
-    if cross is not None and offset is not None:
-        cross[size] = np.sum(weight * offset * offset)
-        cross[size + 1] = np.sum(weight * offset * target)
-    return normal.reshape(size, size), rhs, cross
-
-
-def _nonneg_qp(q: np.ndarray, r: np.ndarray, start: np.ndarray, max_steps: int = 4) -> np.ndarray:
-    """min 0.5 x'Qx - r'x subject to x >= 0 (Q positive definite), by an active-set method.
-
-    Starts with the variables that are positive in `start` free (a feasible point), walks
-    towards the free-set optimum, fixing at zero each variable that would turn negative, and
-    frees again any fixed variable whose gradient asks to move up (the Lawson-Hanson steps).
-    Warm-started from the previous round's solution, a step or two is usually enough; the
-    alternation calls it every round, so it stops after `max_steps` solves (each a descent
-    step, feasible) and the next round continues from there.
-    """
-    n = r.size
-    free = start > 0
-    if not free.any():
-        free[:] = True
-    x = np.where(free, np.maximum(start, 1e-300), 0.0)
-    for _ in range(max_steps):
-        z = np.zeros(n)
-        if free.any():
-            z[free] = np.linalg.solve(q[np.ix_(free, free)], r[free])
-        if np.all(z[free] >= 0):
-            x = z
-            gradient = r - q @ x
-            fixed = ~free
-            if not fixed.any() or gradient[fixed].max() <= 1e-12 * max(1.0, np.abs(r).max()):
-                return x
-            free[np.flatnonzero(fixed)[np.argmax(gradient[fixed])]] = True
-            continue
-        falling = free & (z < 0)
-        alpha = np.min(x[falling] / (x[falling] - z[falling]))
-        x = x + alpha * (z - x)
-        hit = free & (x <= 1e-15)
-        hit[np.flatnonzero(falling)[np.argmin(x[falling])]] = True
-        free &= ~hit
-        x[~free] = 0.0
-    return np.maximum(x, 0.0)
-
-
-def _increments_to_tables(delta: np.ndarray, knots: int) -> np.ndarray:
-    tables = np.zeros((3, knots))
-    tables[:, 1:] = np.cumsum(delta.reshape(3, knots - 1), axis=1)
-    return tables
-
-
-def _cumulative(knots: int) -> np.ndarray:
-    """(3K, 3(K-1)): table values from increments, T_j(0) = 0."""
-    block = np.tril(np.ones((knots, knots - 1)), k=-1)
-    out = np.zeros((3 * knots, 3 * (knots - 1)))
-    for j in range(3):
-        out[j * knots:(j + 1) * knots, j * (knots - 1):(j + 1) * (knots - 1)] = block
-    return out
-
-
-def _channel_tie(knots: int) -> np.ndarray:
-    """Sum over channel pairs of (T_j - T_j')^2 at every knot, as a (3K, 3K) quadratic form."""
-    laplacian = np.array([[2.0, -1.0, -1.0], [-1.0, 2.0, -1.0], [-1.0, -1.0, 2.0]])
-    return np.kron(laplacian, np.eye(knots))
-
-
-def _second_difference(knots: int) -> np.ndarray:
-    d = np.zeros((knots - 2, knots))
-    rows = np.arange(knots - 2)
-    d[rows, rows], d[rows, rows + 1], d[rows, rows + 2] = 1.0, -2.0, 1.0
-    penalty = d.T @ d
-    out = np.zeros((3 * knots, 3 * knots))
-    for j in range(3):
-        out[j * knots:(j + 1) * knots, j * knots:(j + 1) * knots] = penalty
-    return out
 
 
 # ------------------------------------------------------------------------------ the fit
@@ -283,6 +132,14 @@ def fit_samples(samples: Samples, units: int, *, base: InverseParams,
     level (None fits it); `white` is the RAW's white level. Raises `Rgb2RawError` when too few
     observations are usable.
     """
+    with single_threaded():
+        return _fit(samples, units, base=base, black=black, white=white, options=options,
+                    progress=progress)
+
+
+def _fit(samples: Samples, units: int, *, base: InverseParams, black: float | None,
+         white: float, options: FitOptions | None = None,
+         progress: Progress | None = None) -> InverseFit:
     options = options or FitOptions()
     knots = options.knots
     start_black = base.black_level if black is None else black
@@ -293,7 +150,7 @@ def fit_samples(samples: Samples, units: int, *, base: InverseParams,
                                  "or too small")
     black_cap = _black_cap(samples)
     data = samples.subset(keep)
-    lower, frac = _knot_features(data.rgb, knots)
+    lower, frac = solve.knot_features(data.rgb, knots)
     channel = data.channel.astype(np.int64)
     group = data.unit.astype(np.int64) * 3 + channel
     groups = units * 3
@@ -312,26 +169,26 @@ def fit_samples(samples: Samples, units: int, *, base: InverseParams,
     for j in range(3):
         counts[j] = np.bincount(lower[:, j], weights=1.0 - frac[:, j], minlength=knots)[:knots]
         counts[j] += np.bincount(lower[:, j] + 1, weights=frac[:, j], minlength=knots)[:knots]
-    cumulative = _cumulative(knots)
-    penalty = (options.smoothness * _second_difference(knots)
-               + options.channel_tie * _channel_tie(knots))
+    cumulative = solve.cumulative(knots)
+    penalty = (options.smoothness * solve.second_difference(knots)
+               + options.channel_tie * solve.channel_tie(knots))
     delta = np.diff(tables, axis=1).reshape(-1)
     history: list[float] = []
     fit_black = options.fit_black and black is None
     level = start_black
     gains = np.ones(groups)
     for round_index in range(options.iterations):
-        linear = _linear(lower, frac, tables)
+        linear = solve.linear(lower, frac, tables)
         pred = np.einsum("nj,nj->n", linear, matrix[channel])
         # The model clips camera RGB at 0: an observation predicted below it is censored for
         # this round's linear steps.
         weight = np.where(pred > 0, base_weight, 0.0)
-        gains, level = _solve_gains(pred, raw, weight, group, groups,
+        gains, level = solve.solve_gains(pred, raw, weight, group, groups,
                                     None if fit_black else start_black)
         a = np.nan_to_num(gains[group])
         # Matrix rows, then renormalise them into the gains.
         target = (raw - level) / np.where(a != 0, a, 1.0)
-        matrix = _solve_matrix(linear, target, weight * a * a, channel, prior_matrix,
+        matrix = solve.solve_matrix(linear, target, weight * a * a, channel, prior_matrix,
                                options.matrix_prior)
         rows = matrix.sum(axis=1)
         if np.any(rows <= 1e-6):
@@ -346,7 +203,7 @@ def fit_samples(samples: Samples, units: int, *, base: InverseParams,
         safe = np.where(a != 0, a, 1.0)
         offset = np.where(a != 0, 1.0 / safe, 0.0) if fit_black else None
         target = (raw - (0.0 if fit_black else level)) / safe
-        normal, rhs, cross = _table_normal(lower, frac, matrix[channel], target,
+        normal, rhs, cross = solve.table_normal(lower, frac, matrix[channel], target,
                                            weight * a * a, knots, offset)
         scale = max(float(np.trace(normal)) / (3 * knots), 1e-12)
         normal = normal + scale * penalty
@@ -354,20 +211,20 @@ def fit_samples(samples: Samples, units: int, *, base: InverseParams,
         q += np.eye(q.shape[0]) * 1e-10 * scale
         r = cumulative.T @ rhs
         if cross is None:
-            delta = _nonneg_qp(q, r, delta)
+            delta = solve.nonneg_qp(q, r, delta)
         else:
             size = q.shape[0]
             joint = np.zeros((size + 1, size + 1))
             joint[:size, :size] = q
             joint[:size, size] = joint[size, :size] = cumulative.T @ cross[:-2]
             joint[size, size] = cross[-2] + 1e-12
-            solution = _nonneg_qp(joint, np.append(r, cross[-1]), np.append(delta, level))
+            solution = solve.nonneg_qp(joint, np.append(r, cross[-1]), np.append(delta, level))
             delta, level = solution[:size], float(solution[size])
             if black_cap is not None and level > black_cap:
                 # The data cannot tell the black level from an offset of the tables (few
                 # exposures); it is at most what black picture pixels read.
                 level, fit_black, start_black = black_cap, False, black_cap
-        tables = _increments_to_tables(delta, knots)
+        tables = solve.increments_to_tables(delta, knots)
         ends = np.maximum(tables[:, -1], 1e-12)
         tables /= ends[:, None]
         delta = np.diff(tables, axis=1).reshape(-1)
@@ -375,7 +232,7 @@ def fit_samples(samples: Samples, units: int, *, base: InverseParams,
         rows = matrix.sum(axis=1)
         matrix /= rows[:, None]
         gains = gains * np.tile(rows, units)
-        pred = np.einsum("nj,nj->n", _linear(lower, frac, tables), matrix[channel])
+        pred = np.einsum("nj,nj->n", solve.linear(lower, frac, tables), matrix[channel])
         residual = raw - level - np.nan_to_num(gains[group]) * pred
         history.append(float(np.sqrt(np.sum(weight * residual**2) / np.sum(weight))))
         if progress is not None:

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from rgb2raw import metrics
+from rgb2raw.calibrate.core import ShadingFit
 from rgb2raw.calibrate.fit import InverseFit
 from rgb2raw.inverse import InverseParams
+from rgb2raw.shading import FrameBox, RadialShading
 
 
 def score_scale(white: float) -> float:
@@ -25,12 +27,29 @@ def score_scale(white: float) -> float:
     return float(2 ** math.ceil(math.log2(max(white, 1.0) + 1.0)))
 
 
-def predict_dn(params: InverseParams, rgb01: np.ndarray) -> np.ndarray:
-    """The RAW `rgb2raw infer` writes for this picture, as float DN (rounded, clipped)."""
+def predict_dn(params: InverseParams, rgb01: np.ndarray, *,
+               shading: RadialShading | None = None, box: FrameBox | None = None) -> np.ndarray:
+    """The RAW `rgb2raw infer` writes for this picture, as float DN (rounded, clipped); with
+    `shading`, multiplied in by frame position `box` (None: the picture is the frame) after
+    the pixel-wise model, as the engine does."""
     values = params.apply(rgb01)
+    if shading is not None:
+        values = shading.apply(values, box)
     span = params.white_level - params.black_level
     dn = np.rint(params.black_level + values.astype(np.float64) * span)
     return np.clip(dn, params.black_level, params.white_level)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A pair to score: picture on the RAW's grid, RAW DN, valid mask (None: all), and where
+    the pair sits in its frame (None: it is its own frame)."""
+
+    name: str
+    picture: np.ndarray
+    raw: np.ndarray
+    mask: np.ndarray | None
+    box: FrameBox | None = None
 
 
 @dataclass(frozen=True)
@@ -40,14 +59,14 @@ class PairScore:
     ssim: float | None  # None where the pair is only partly valid (warped onto the RAW)
 
 
-def score_pairs(params: InverseParams, pairs: Sequence[tuple[str, np.ndarray, np.ndarray,
-                                                          np.ndarray | None]],
-                scale: float) -> list[PairScore]:
-    """Per-pair PSNR (and SSIM where the whole pair is valid) of `params` on (name, picture,
-    RAW DN, mask) tuples; pixels outside a mask do not count."""
+def score_pairs(params: InverseParams, pairs: Sequence[Scored], scale: float, *,
+                shading: RadialShading | None = None) -> list[PairScore]:
+    """Per-pair PSNR (and SSIM where the whole pair is valid) of `params` (with `shading`);
+    pixels outside a pair's mask do not count."""
     scores = []
-    for name, picture, raw, mask in pairs:
-        pred = predict_dn(params, picture) / scale
+    for pair in pairs:
+        name, picture, raw, mask = pair.name, pair.picture, pair.raw, pair.mask
+        pred = predict_dn(params, picture, shading=shading, box=pair.box) / scale
         truth = raw.astype(np.float64) / scale
         if mask is None or mask.all():
             psnr = metrics.psnr(pred, truth)
@@ -143,5 +162,48 @@ def format_params(params: InverseParams) -> list[str]:
     ]
 
 
-__all__ = ["PairScore", "format_params", "gain_summary", "mean_score", "predict_dn",
-           "score_pairs", "score_scale", "table_summary"]
+def summary_lines(params: InverseParams, fit_report: dict[str, Any], before: dict[str, Any],
+                   after: dict[str, Any], after_shaded: dict[str, Any] | None,
+                   use_shading: bool, score_set: str, shading: ShadingFit | None) -> list[str]:
+    """What `rgb2raw calibrate` prints: the scores, then every fitted parameter."""
+    def score(s: dict[str, Any]) -> str:
+        ssim = "" if s["ssim"] is None else f"  SSIM {s['ssim']:.4f}"
+        return "n/a" if s["psnr"] is None else f"PSNR {s['psnr']:.2f} dB{ssim}"
+
+    gains = fit_report["exposure_white_balance"]
+    lines = [f"score on {score_set}, {before['pairs']} pairs:",
+             f"  before ({fit_report['score']['before_model']}): {score(before)}",
+             f"  after  (calibrated): {score(after)}",
+             *([f"  after, with lens shading: {score(after_shaded)}"
+                + ("  (kept in the model)" if use_shading else "  (not kept: no gain)")]
+               if after_shaded is not None else []),
+             "fitted:"]
+    lines += ["  " + line for line in format_params(params)]
+    if gains.get("pairs"):
+        exposure = gains["exposure"]
+        lines.append(f"  exposure over {gains['pairs']} units: median {exposure['median']:.4f}, "
+                     f"10-90 % {exposure['p10']:.4f}-{exposure['p90']:.4f}, spread "
+                     f"{exposure['spread_ev']:.3f} EV")
+        wb = gains["wb_gains_r_b"]
+        lines.append(f"  white balance R {wb['red']['median']:.3f} "
+                     f"({wb['red']['p10']:.3f}-{wb['red']['p90']:.3f}), B {wb['blue']['median']:.3f} "
+                     f"({wb['blue']['p10']:.3f}-{wb['blue']['p90']:.3f})")
+    moved = [u for u in fit_report["units"] if not u["alignment"]["aligned"]]
+    lines.append(f"  alignment: {len(fit_report['units']) - len(moved)} of "
+                 f"{len(fit_report['units'])} units aligned as given" +
+                 (f"; others scaled {min(u['alignment']['scale'] for u in moved):.4f}-"
+                  f"{max(u['alignment']['scale'] for u in moved):.4f}" if moved else ""))
+    if shading is not None:
+        corner = ", ".join(f"{c:.3f}" for c in (shading.corner / shading.centre)[[0, 1, 3]])
+        where = ("in the model card, applied by frame position" if use_shading
+                 else "measured, not in the model")
+        lines.append(f"  lens shading ({where}): corner/centre gain R, G, B {corner} over "
+                     f"{shading.frames} frames; RAW/prediction RMS {shading.rms_before:.4f} -> "
+                     f"{shading.rms_after:.4f}")
+    else:
+        lines.append("  lens shading: not measured (no whole frames)")
+    return lines
+
+
+__all__ = ["PairScore", "Scored", "format_params", "gain_summary", "mean_score", "predict_dn",
+           "score_pairs", "score_scale", "summary_lines", "table_summary"]

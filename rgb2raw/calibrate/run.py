@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,22 @@ import numpy as np
 
 from rgb2raw._atomic import TEMP_PREFIX, atomic_write
 from rgb2raw.calibrate import align, data, report
-from rgb2raw.calibrate.core import DEFAULT_BUDGET, ShadingFit, TopStats, fit_shading, white_level
-from rgb2raw.calibrate.fit import FitOptions, InverseFit, fit_samples
+from rgb2raw.calibrate.core import (
+    DEFAULT_BUDGET,
+    ShadingFit,
+    TopStats,
+    deshade,
+    fit_shading,
+    frame_radius,
+    white_level,
+)
+from rgb2raw.calibrate.fit import FitOptions, InverseFit, Progress, fit_samples
 from rgb2raw.calibrate.samples import Samples, concat, site_samples
 from rgb2raw.cameras import get_camera
-from rgb2raw.errors import Rgb2RawError
+from rgb2raw.errors import OutputExists, Rgb2RawError
 from rgb2raw.inverse import InverseParams
+from rgb2raw.shading import RadialShading
+from rgb2raw.stitch import crop_box
 
 ONNX_NAME = "model.onnx"
 CARD_NAME = "model.json"
@@ -65,7 +75,7 @@ class _UnitData:
     crops: list[str]
     # Kept only for held-out scoring / shading: (name, picture, raw, mask) per crop, and the
     # whole frame (picture, raw, mask).
-    scored: list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]] = field(default_factory=list)
+    scored: list[report.Scored] = field(default_factory=list)
     frame: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
@@ -75,6 +85,45 @@ class CalibrationResult:
     params: InverseParams
     report: dict[str, Any]
     lines: list[str]
+
+
+#: Lens shading enters the model only if it raises the score by more than this.
+SHADING_MIN_GAIN_DB = 0.05
+
+
+@dataclass
+class _Fitted:
+    """A fit without lens shading (`plain`), the shading measured against it
+    (`first_shading`), and, when frames show shading, the refit with the fall-off divided
+    out of the RAW (`shaded`) and the shading measured against that (`shading`)."""
+
+    plain: InverseFit
+    first_shading: ShadingFit | None = None
+    shaded: InverseFit | None = None
+    shading: ShadingFit | None = None
+
+
+def _frames_shading(selected: Sequence[_UnitData], fit: InverseFit) -> ShadingFit | None:
+    frames = [(i, u.frame) for i, u in enumerate(selected) if u.frame is not None]
+    if not frames:
+        return None
+    return fit_shading([f[0] for _, f in frames], [f[1] for _, f in frames],
+                       [f[2] for _, f in frames], fit.params,
+                       [fit.unit_gains[i] for i, _ in frames])
+
+
+def _fit_units(selected: Sequence[_UnitData], base: InverseParams, black: float | None,
+               white: float, options: FitOptions | None, step: Progress) -> _Fitted:
+    samples = _relabel([u.samples for u in selected])
+    plain = fit_samples(samples, len(selected), base=base, black=black, white=white,
+                        options=options, progress=step)
+    first = _frames_shading(selected, plain)
+    if first is None:
+        return _Fitted(plain)
+    flat = deshade(samples, first.normalised, plain.params.black_level)
+    shaded = fit_samples(flat, len(selected), base=base, black=black, white=white,
+                         options=options, progress=step)
+    return _Fitted(plain, first, shaded, _frames_shading(selected, shaded))
 
 
 def split_scenes(scenes: Sequence[str], share: float, seed: int) -> set[str]:
@@ -89,11 +138,8 @@ def split_scenes(scenes: Sequence[str], share: float, seed: int) -> set[str]:
 
 
 def _relabel(samples: Sequence[Samples]) -> Samples:
-    parts = []
-    for index, part in enumerate(samples):
-        parts.append(Samples(part.rgb, part.raw, part.channel,
-                             np.full(len(part), index, np.int32), part.weight, part.near_clip))
-    return concat(parts)
+    return concat([replace(part, unit=np.full(len(part), index, np.int32))
+                   for index, part in enumerate(samples)])
 
 
 def _white(units: Sequence[_UnitData], default: float) -> float:
@@ -109,11 +155,13 @@ def _black(units: Sequence[_UnitData]) -> float | None:
 
 
 def write_card(out: Path, params: InverseParams, *, camera_name: str, base: str,
-               reported: dict[str, Any] | None, pairs: int) -> Path:
+               reported: dict[str, Any] | None, pairs: int,
+               shading: RadialShading | None = None) -> Path:
     """The run's model card, through the one card writer (`rgb2raw.zoo.cards.write_card`).
 
     A pixel-wise graph: context 0 and tiles (not the whole frame), like the bundled
-    parametric models; the output levels are the fitted ones.
+    parametric models; the output levels are the fitted ones, and `shading` (if any) is the
+    lens fall-off the engine multiplies in by frame position.
     """
     from rgb2raw.zoo.cards import ModelCard, Reported, file_entry
     from rgb2raw.zoo.cards import write_card as write_model_card
@@ -128,6 +176,7 @@ def write_card(out: Path, params: InverseParams, *, camera_name: str, base: str,
         size_multiple=2, full_frame=False, context=0, bytes_per_pixel=BYTES_PER_PIXEL,
         black_level=params.black_level, white_level=params.white_level,
         source="local calibration run (rgb2raw calibrate)",
+        shading=None if shading is None else shading.to_dict(),
         reported=None if reported is None else Reported(str(reported["set"]),
                                                         float(reported["psnr"]),
                                                         float(reported["ssim"])))
@@ -135,7 +184,7 @@ def write_card(out: Path, params: InverseParams, *, camera_name: str, base: str,
 
 
 def _read_units(plan: Sequence[Sequence[data.PairFiles]], grid: tuple[int, int],
-                base: InverseParams, score_scenes: set[str], budget: int, seed: int,
+                crop_side: int, score_scenes: set[str], budget: int, seed: int,
                 progress: StageProgress | None) -> list[_UnitData]:
     rng = np.random.default_rng(seed)
     share = max(1, budget // max(1, len(plan)))
@@ -149,23 +198,33 @@ def _read_units(plan: Sequence[Sequence[data.PairFiles]], grid: tuple[int, int],
         # stand in for an unknown black level (log is not invariant to an offset).
         black = unit.black if unit.black is not None else float(
             np.percentile(unit.raw[..., 1:3], 0.1))
-        white = unit.white if unit.white is not None else max(base.white_level,
-                                                              float(unit.raw.max()))
+        white = unit.white if unit.white is not None else float(unit.raw.max())
         alignment = align.estimate(unit.rgb, unit.raw, black, white)
         picture, mask = align.warp_picture(unit.rgb, alignment)
         record = _UnitData(
             scene=unit.scene,
-            samples=site_samples(picture, unit.raw, index, mask=mask, limit=share, rng=rng),
+            samples=site_samples(picture, unit.raw, index, mask=mask, limit=share, rng=rng,
+                                 radius=frame_radius(unit.raw.shape[:2]) if unit.is_frame
+                                 else None),
             alignment=alignment, top=TopStats.of(unit.raw), black=unit.black, white=unit.white,
             crops=[name for name, _ in unit.crops])
         if unit.scene in score_scenes and scored < MAX_SCORED_PAIRS:
+            height, width = unit.raw.shape[:2]
             for name, (rows, cols) in unit.crops:
-                full = (slice(None if rows.start is None else 2 * rows.start,
-                              None if rows.stop is None else 2 * rows.stop),
-                        slice(None if cols.start is None else 2 * cols.start,
-                              None if cols.stop is None else 2 * cols.stop))
-                record.scored.append((name, picture[full].copy(), unit.raw[rows, cols].copy(),
-                                      None if mask[rows, cols].all() else mask[rows, cols].copy()))
+                top, left = rows.start or 0, cols.start or 0
+                bottom, right = rows.stop or height, cols.stop or width
+                crop = unit.raw[top:bottom, left:right]
+                # Where `rgb2raw infer` puts the crop in its frame for lens shading: a
+                # pixel-wise model runs crops one by one, placed by name when their size is
+                # the base camera's crop size (else each is its own frame); a whole photo
+                # (DNG) is its frame.
+                box = (None if len(unit.crops) == 1 and unit.is_frame
+                       else crop_box(name, (2 * crop.shape[0], 2 * crop.shape[1]), grid,
+                                     (crop_side, crop_side)))
+                cut = mask[top:bottom, left:right]
+                record.scored.append(report.Scored(
+                    name, picture[2 * top:2 * bottom, 2 * left:2 * right].copy(), crop.copy(),
+                    None if cut.all() else cut.copy(), box))
                 scored += 1
         if unit.is_frame and frames < MAX_SHADING_FRAMES:
             record.frame = (picture, unit.raw, mask)
@@ -190,7 +249,7 @@ def calibrate(source: str | os.PathLike[str], out: str | os.PathLike[str], *,
     """
     target = Path(out)
     if target.exists() and not overwrite:
-        raise Rgb2RawError(target, "already exists (not replaced without overwrite)")
+        raise OutputExists(target)
     if target.exists() and not target.is_dir():
         raise Rgb2RawError(target, "exists and is not a folder")
     profile = get_camera(base)
@@ -200,18 +259,16 @@ def calibrate(source: str | os.PathLike[str], out: str | os.PathLike[str], *,
     held_out = split_scenes([p.scene for p in pairs], holdout, seed)
     # With nothing held out, the fitting data itself is scored (and the report says so).
     score_scenes = held_out or {p.scene for p in pairs}
-    units = _read_units(plan, profile.crop_grid, base_params, score_scenes, budget, seed,
+    units = _read_units(plan, profile.crop_grid, profile.rgb_crop, score_scenes, budget, seed,
                         progress)
     white = _white(units, profile.white_level)
     black = _black(units)
 
-    def fit(selected: Sequence[_UnitData], stage: str) -> InverseFit:
+    def fit(selected: Sequence[_UnitData], stage: str) -> _Fitted:
         def step(done: int, total: int) -> None:
             if progress is not None:
                 progress(stage, done, total)
-        return fit_samples(_relabel([u.samples for u in selected]), len(selected),
-                           base=base_params, black=black, white=white, options=options,
-                           progress=step)
+        return _fit_units(selected, base_params, black, white, options, step)
 
     scored = [pair for unit in units for pair in unit.scored]
     train_units = [u for u in units if u.scene not in held_out]
@@ -224,56 +281,57 @@ def calibrate(source: str | os.PathLike[str], out: str | os.PathLike[str], *,
         score_set = "the fitting data itself (one scene: nothing to hold out)"
     scale = report.score_scale(white)
     before = report.mean_score(report.score_pairs(base_params, scored, scale))
-    after = report.mean_score(report.score_pairs(check.params, scored, scale))
-    if progress is not None:
-        progress("lens shading", 0, 1)
-    frame_units = [u for u in units if u.frame is not None]
-    unit_index = {id(u): i for i, u in enumerate(units)}
-    shading = fit_shading([u.frame[0] for u in frame_units if u.frame is not None],
-                          [u.frame[1] for u in frame_units if u.frame is not None],
-                          [u.frame[2] for u in frame_units if u.frame is not None],
-                          final.params,
-                          [final.unit_gains[unit_index[id(u)]] for u in frame_units])
-    if progress is not None:
-        progress("lens shading", 1, 1)
-    params = InverseParams(
-        tables=final.params.tables, matrix=final.params.matrix, gains=final.params.gains,
-        highlight_gains=final.params.highlight_gains, knee=final.params.knee,
-        black_level=final.params.black_level, white_level=final.params.white_level,
-        info={"kind": "calibrated", "camera": camera_name, "base": base, "pairs": len(pairs),
-              "scenes": len({p.scene for p in pairs}),
-              "shading": shading.to_dict() if shading is not None else None})
+    after = report.mean_score(report.score_pairs(check.plain.params, scored, scale))
+    after_shaded = None
+    if check.shaded is not None and check.shading is not None:
+        after_shaded = report.mean_score(report.score_pairs(
+            check.shaded.params, scored, scale, shading=check.shading.shading))
+    # Lens shading goes into the model only when it scores better on what was scored.
+    use_shading = (after_shaded is not None and final.shaded is not None
+                   and final.shading is not None and after["psnr"] is not None
+                   and after_shaded["psnr"] is not None
+                   and after_shaded["psnr"] > after["psnr"] + SHADING_MIN_GAIN_DB)
+    chosen = final.shaded if use_shading and final.shaded is not None else final.plain
+    shading = final.shading if use_shading else final.first_shading
+    card_shading = final.shading.shading if use_shading and final.shading is not None else None
+    params = replace(chosen.params, info={
+        "kind": "calibrated", "camera": camera_name, "base": base, "pairs": len(pairs),
+        "scenes": len({p.scene for p in pairs}),
+        "shading": None if card_shading is None else card_shading.to_dict()})
     fit_report = {
         "camera": camera_name, "base": base, "source": str(source), "pairs": len(pairs),
         "units": [{"scene": u.scene, "pairs": len(u.crops), "alignment": u.alignment.to_dict()}
                   for u in units],
         "held_out_scenes": sorted(held_out),
         "score": {"set": score_set, "divisor": scale, "before": before, "after": after,
+                  "after_with_shading": after_shaded, "shading_in_model": use_shading,
                   "before_model": f"uncalibrated formula of {base}"},
         "levels": {"black": params.black_level, "white": params.white_level,
                    "black_fitted": black is None},
         "gains": params.gains.tolist(), "highlight_gains": params.highlight_gains.tolist(),
         "knee": params.knee, "matrix": params.matrix.tolist(),
-        "exposure_white_balance": report.gain_summary(final),
-        "tone_tables": report.table_summary(final),
+        "exposure_white_balance": report.gain_summary(chosen),
+        "tone_tables": report.table_summary(chosen),
         "shading": shading.to_dict() if shading is not None else None,
-        "fit": {"observations": final.observations, "rounds": len(final.rmse_history),
-                "rmse_dn": final.rmse_history[-1] if final.rmse_history else None,
-                "highlight_observations": final.highlight_observations},
+        "fit": {"observations": chosen.observations, "rounds": len(chosen.rmse_history),
+                "rmse_dn": chosen.rmse_history[-1] if chosen.rmse_history else None,
+                "highlight_observations": chosen.highlight_observations},
     }
+    shown = after_shaded if use_shading and after_shaded is not None else after
     reported = None
-    if after["psnr"] is not None and after["ssim"] is not None:
-        reported = {"set": f"rgb2raw calibrate: {score_set}", "psnr": after["psnr"],
-                    "ssim": after["ssim"]}
+    if shown["psnr"] is not None and shown["ssim"] is not None:
+        reported = {"set": f"rgb2raw calibrate: {score_set}", "psnr": shown["psnr"],
+                    "ssim": shown["ssim"]}
     _write_run(target, params, fit_report, camera_name=camera_name, base=base,
-               reported=reported, pairs=len(pairs), overwrite=overwrite)
-    lines = _summary_lines(params, fit_report, before, after, score_set, shading)
+               reported=reported, pairs=len(pairs), overwrite=overwrite, shading=card_shading)
+    lines = report.summary_lines(params, fit_report, before, after, after_shaded, use_shading,
+                           score_set, shading)
     return CalibrationResult(target, params, fit_report, lines)
 
 
 def _write_run(target: Path, params: InverseParams, fit_report: dict[str, Any], *,
                camera_name: str, base: str, reported: dict[str, Any] | None, pairs: int,
-               overwrite: bool) -> None:
+               overwrite: bool, shading: RadialShading | None) -> None:
     """Write every file into a temporary folder beside `target`, then move it into place, so
     a failed run leaves no half-written run folder (and an overwritten one stays whole until
     the new one is complete)."""
@@ -288,11 +346,11 @@ def _write_run(target: Path, params: InverseParams, fit_report: dict[str, Any], 
         with atomic_write(staging / REPORT_NAME) as handle:
             handle.write((json.dumps(fit_report, indent=2) + "\n").encode("utf-8"))
         write_card(staging, params, camera_name=camera_name, base=base, reported=reported,
-                   pairs=pairs)
+                   pairs=pairs, shading=shading)
         os.chmod(staging, 0o777 & ~_umask())
         if target.exists():
             if not overwrite:
-                raise Rgb2RawError(target, "already exists (not replaced without overwrite)")
+                raise OutputExists(target)
             old = target.parent / f"{TEMP_PREFIX}old-{target.name}"
             os.replace(target, old)
             os.replace(staging, target)
@@ -308,42 +366,6 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def _summary_lines(params: InverseParams, fit_report: dict[str, Any], before: dict[str, Any],
-                   after: dict[str, Any], score_set: str, shading: ShadingFit | None) -> list[str]:
-    def score(s: dict[str, Any]) -> str:
-        ssim = "" if s["ssim"] is None else f"  SSIM {s['ssim']:.4f}"
-        return "n/a" if s["psnr"] is None else f"PSNR {s['psnr']:.2f} dB{ssim}"
-
-    gains = fit_report["exposure_white_balance"]
-    lines = [f"score on {score_set}, {before['pairs']} pairs:",
-             f"  before ({fit_report['score']['before_model']}): {score(before)}",
-             f"  after  (calibrated): {score(after)}",
-             "fitted:"]
-    lines += ["  " + line for line in report.format_params(params)]
-    if gains.get("pairs"):
-        exposure = gains["exposure"]
-        lines.append(f"  exposure over {gains['pairs']} units: median {exposure['median']:.4f}, "
-                     f"10-90 % {exposure['p10']:.4f}-{exposure['p90']:.4f}, spread "
-                     f"{exposure['spread_ev']:.3f} EV")
-        wb = gains["wb_gains_r_b"]
-        lines.append(f"  white balance R {wb['red']['median']:.3f} "
-                     f"({wb['red']['p10']:.3f}-{wb['red']['p90']:.3f}), B {wb['blue']['median']:.3f} "
-                     f"({wb['blue']['p10']:.3f}-{wb['blue']['p90']:.3f})")
-    moved = [u for u in fit_report["units"] if not u["alignment"]["aligned"]]
-    lines.append(f"  alignment: {len(fit_report['units']) - len(moved)} of "
-                 f"{len(fit_report['units'])} units aligned as given" +
-                 (f"; others scaled {min(u['alignment']['scale'] for u in moved):.4f}-"
-                  f"{max(u['alignment']['scale'] for u in moved):.4f}" if moved else ""))
-    if shading is not None:
-        corner = ", ".join(f"{c:.3f}" for c in shading.corner[[0, 1, 3]])
-        lines.append(f"  lens shading (not applied by the pixel-wise graph): corner gain R, G, "
-                     f"B {corner} over {shading.frames} frames; RAW/prediction RMS "
-                     f"{shading.rms_before:.4f} -> {shading.rms_after:.4f}")
-    else:
-        lines.append("  lens shading: not measured (no whole frames)")
-    return lines
 
 
 __all__ = ["CARD_NAME", "CalibrationResult", "ONNX_NAME", "PARAMS_NAME", "REPORT_NAME",

@@ -52,13 +52,16 @@ class Samples:
     unit: np.ndarray  # (N,) int32: which pair (or frame) it came from
     weight: np.ndarray  # (N,) float32
     near_clip: np.ndarray  # (N,) bool: the picture is clipped at or near this pixel
+    #: (N,) float32: distance from the frame's centre over its half-diagonal (as
+    #: `rgb2raw.shading.RadialShading` measures it), NaN where the frame position is unknown
+    radius: np.ndarray
 
     def __len__(self) -> int:
         return int(self.raw.shape[0])
 
     def subset(self, keep: np.ndarray) -> Samples:
         return Samples(self.rgb[keep], self.raw[keep], self.channel[keep], self.unit[keep],
-                       self.weight[keep], self.near_clip[keep])
+                       self.weight[keep], self.near_clip[keep], self.radius[keep])
 
 
 def concat(parts: Sequence[Samples]) -> Samples:
@@ -66,9 +69,9 @@ def concat(parts: Sequence[Samples]) -> Samples:
     if not parts:
         return Samples(np.zeros((0, 3), np.float32), np.zeros(0, np.float32),
                        np.zeros(0, np.int8), np.zeros(0, np.int32), np.zeros(0, np.float32),
-                       np.zeros(0, bool))
+                       np.zeros(0, bool), np.zeros(0, np.float32))
     return Samples(*(np.concatenate([getattr(p, name) for p in parts]) for name in
-                     ("rgb", "raw", "channel", "unit", "weight", "near_clip")))
+                     ("rgb", "raw", "channel", "unit", "weight", "near_clip", "radius")))
 
 
 def near_clipped(rgb01: np.ndarray, reach: int = CLIP_REACH) -> np.ndarray:
@@ -87,7 +90,8 @@ def near_clipped(rgb01: np.ndarray, reach: int = CLIP_REACH) -> np.ndarray:
 
 def site_samples(rgb01: np.ndarray, raw: np.ndarray, unit: int, *,
                  mask: np.ndarray | None = None, limit: int | None = None,
-                 rng: np.random.Generator | None = None) -> Samples:
+                 rng: np.random.Generator | None = None,
+                 radius: np.ndarray | None = None) -> Samples:
     """Observations from one pair.
 
     `rgb01` is (H, W, 3) in [0, 1]. `raw` is packed (H/2, W/2, 4) R, Gr, Gb, B (each site pairs
@@ -95,6 +99,7 @@ def site_samples(rgb01: np.ndarray, raw: np.ndarray, unit: int, *,
     resolution (R, Gr, Gb, B or R, G, B; each plane pairs with the pixel at the same place).
     `mask` (at the RAW's resolution, True = use) drops pixels, e.g. outside an alignment's
     overlap. `limit` keeps at most that many observations, drawn at random with `rng`.
+    `radius` (at the RAW's resolution) is each pixel's frame radius, for lens shading.
     """
     rgb = np.asarray(rgb01, dtype=np.float32)
     planes = np.asarray(raw, dtype=np.float32)
@@ -139,6 +144,8 @@ def site_samples(rgb01: np.ndarray, raw: np.ndarray, unit: int, *,
         unit=np.full(pick.size, unit, np.int32),
         weight=np.ones(pick.size, np.float32),
         near_clip=flat_near[site, pixel],
+        radius=(np.full(pick.size, np.nan, np.float32) if radius is None
+                else np.asarray(radius, np.float32).reshape(-1)[pixel]),
     )
 
 
