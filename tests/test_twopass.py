@@ -12,7 +12,7 @@ from rgb2raw.nets.liteisp import ChannelAttention, LiteISPNetS  # noqa: E402
 from rgb2raw.nets.twopass import (  # noqa: E402
     _accumulate_border_sums,
     _conv_mean,
-    frame_runner,
+    demanding_weights,
     input_rows,
     receptive_radius,
     run_full_frame,
@@ -30,14 +30,8 @@ def _net(seed: int, widths: tuple[int, int, int] = (8, 16, 32), n_blocks: int = 
     several units, so 1 DN is a demanding tolerance (and the per-tile means of naive tiling
     visibly change it).
     """
-    gen = torch.Generator().manual_seed(seed)
     net = LiteISPNetS(widths=widths, n_blocks=n_blocks).eval()
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, nn.Conv2d):
-                fan_in = module.in_channels * module.kernel_size[0] * module.kernel_size[1]
-                module.weight.normal_(0.0, fan_in**-0.5, generator=gen)
-                module.bias.uniform_(-0.1, 0.1, generator=gen)
+    demanding_weights(net, seed)
     return net
 
 
@@ -63,12 +57,18 @@ def test_equals_whole_frame_pass(tile, n):
     assert float((out - whole).abs().max()) < 0.05 * ONE_DN
 
 
-def test_frame_runner_hook_takes_and_returns_numpy():
+def test_engine_hook_runs_the_registered_runner_on_numpy():
+    """The registry's runner for liteisp, called as the engine calls it (NumPy in and out,
+    through `TorchBackend.run_frame`), equals the whole-frame pass."""
+    from rgb2raw.backends import TorchBackend
+    from rgb2raw.nets import architecture, resolve_callable
+
     net = _net(0)
     rgb = _frame(1, 1, 64, 32)
     with torch.inference_mode():
         whole = net(rgb).numpy()
-    out = frame_runner(net, rgb.numpy())
+    runner = resolve_callable(architecture("liteisp").frame_runner or "")
+    out = TorchBackend(net, name="liteisp").run_frame(runner, rgb.numpy())
     assert out.dtype == whole.dtype and out.shape == whole.shape
     assert float(abs(out - whole).max()) < 0.05 * ONE_DN
 
