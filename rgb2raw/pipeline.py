@@ -22,6 +22,7 @@ from rgb2raw import levels, tiling, tta
 from rgb2raw.backends import BackendName, Device, LoadedModel, TorchBackend, open_model
 from rgb2raw.cameras import CameraProfile
 from rgb2raw.errors import Rgb2RawError
+from rgb2raw.nets.pixelwise import PixelwiseBackend
 from rgb2raw.rgb import to_unit
 from rgb2raw.shading import FrameBox
 from rgb2raw.zoo import CardContract, ModelCard, resolve_model
@@ -112,6 +113,9 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
         raise Rgb2RawError(None, f"model {contract.name} depends on the frame position; "
                                  "test-time augmentation is not available for it")
     scale = np.float32(contract.rgb_range)
+    if isinstance(model.backend, PixelwiseBackend) and settings.tta == 1 and scale == 1:
+        # A pixel-wise graph on the whole decoded picture, shading included: no tiles needed.
+        return model.backend.predict_image(rgb, shading=contract.shading, box=box)
     runner = _frame_runner(model) if contract.full_frame else None
 
     def prepare(tile: np.ndarray, out: np.ndarray) -> None:
