@@ -211,8 +211,9 @@ class _Job:
             return _Unit((entry,), problem=_describe(exc))
 
     def compute(self, unit: _Unit) -> list[np.ndarray]:
-        """The model's output for each file of `unit` (main thread)."""
-        from rgb2raw.pipeline import predict
+        """The model's output for each file of `unit` (main thread): model units, or uint16
+        DN already when no noise is to be added (`pipeline.predict_dn`)."""
+        from rgb2raw.pipeline import predict, predict_dn
         from rgb2raw.stitch import split_frame
 
         assert unit.image is not None
@@ -223,7 +224,8 @@ class _Job:
             side = self.camera.rgb_crop
             box = crop_box(unit.files[0].path.stem, unit.image.shape[:2],
                            self.camera.crop_grid, (side, side))
-        values = predict(unit.image, self.model, self.run, box=box)
+        infer = predict if self.out.noise else predict_dn
+        values = infer(unit.image, self.model, self.run, box=box)
         unit.image = None  # the decoded input is not needed any more
         if len(unit.files) == 1:
             return [values]
@@ -242,7 +244,9 @@ class _Job:
                 rng = np.random.default_rng(file_seed(self.out.seed, entry.rel))
                 values = add_camera_noise(values, contract, self.camera, iso=self.out.iso,
                                           rng=rng)
-            dn = quantise(values, contract, noisy=self.out.noise)
+                dn = quantise(values, contract, noisy=True)
+            else:  # quantised by `compute`
+                dn = values
             _write(target, dn, self.out, self.camera)
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
             return FileResult(entry.path, None, "failed", _describe(exc), error=_ours(exc))

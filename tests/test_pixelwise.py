@@ -166,3 +166,16 @@ def test_bundled_default_runs_here_and_onnx_backend_still_works() -> None:
     settings = pipeline.RunSettings(tta=2)
     np.testing.assert_allclose(pipeline.predict(rgb, fast, settings),
                                pipeline.predict(rgb, onnx_model, settings), atol=1e-6, rtol=0)
+
+
+def test_quantised_strip_by_strip_equals_quantised_whole() -> None:
+    from rgb2raw import pipeline
+
+    model = pipeline.load_model(None, camera="p20")
+    rgb = photo(2 * STRIP_ROWS + 6, 40, seed=8)
+    box = FrameBox(4, 8, 200, 160)
+    dn = pipeline.predict_dn(rgb, model, box=box)
+    assert dn.dtype == np.uint16
+    whole = pipeline.quantise(pipeline.predict(rgb, model, box=box), model.contract)
+    np.testing.assert_array_equal(dn, whole)
+    assert len(np.unique(dn)) > 100  # real numbers, not a constant image

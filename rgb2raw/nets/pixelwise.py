@@ -23,6 +23,7 @@ can sit one float32 step away, at most 1 DN after quantisation (the tests check 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 #: RAW rows per strip: 64 RGB rows of a 4032-wide photo keep a strip's float planes (~3 MB
 #: each) in the L2/L3 caches; measured fastest of 8-64 on this project's machine.
 STRIP_ROWS = 32
+#: Float values -> uint16 DN, elementwise (so it may run on any part of an image).
+Quantiser = Callable[[np.ndarray], np.ndarray]
 #: Bayer site (row, column) offsets in the packed order R, Gr, Gb, B.
 SITE_OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))
 #: Largest ``.onnx`` file worth reading back (the bundled graphs are 0.8 MB).
@@ -101,7 +104,7 @@ class PixelwiseFunction:
         return linear
 
     def _strip(self, rgb: np.ndarray, out: np.ndarray, start: int, stop: int,
-               gains: np.ndarray | None) -> None:
+               gains: np.ndarray | None, quantise: Quantiser | None) -> None:
         """RAW rows start:stop of `out` from RGB rows 2 start : 2 stop."""
         linear = self._linear(rgb[2 * start: 2 * stop])
         camera = cv2.transform(linear, self.matrix)
@@ -116,24 +119,28 @@ class PixelwiseFunction:
             np.clip(value, np.float32(0.0), np.float32(1.0), out=value)
             if gains is not None:
                 value *= gains[start:stop, :, site]
-            out[start:stop, :, site] = value
+            out[start:stop, :, site] = value if quantise is None else quantise(value)
 
     def evaluate(self, rgb: np.ndarray, *, shading: RadialShading | None = None,
-                 box: FrameBox | None = None, workers: int = 1) -> np.ndarray:
+                 box: FrameBox | None = None, workers: int = 1,
+                 quantise: Quantiser | None = None) -> np.ndarray:
         """(H, W, 3) RGB (uint8/uint16 as decoded, or float in [0, 1]), H and W even ->
         packed (H/2, W/2, 4) float32 in [0, 1] (times the lens shading of `box`, if any).
 
-        `workers` threads take strips in turn (OpenCV and numpy release the GIL)."""
+        `quantise` (values -> uint16 DN, elementwise: `rgb2raw.pipeline.quantise`) is applied
+        to each strip as it is made, and the result is uint16: the whole picture's float
+        values never exist. `workers` threads take strips in turn (OpenCV and numpy release
+        the GIL)."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] % 2 or rgb.shape[1] % 2:
             raise ValueError(f"expected (H, W, 3) RGB with even sides, got shape {rgb.shape}")
         rgb = np.ascontiguousarray(rgb)
         height, width = rgb.shape[0] // 2, rgb.shape[1] // 2
-        out = np.empty((height, width, 4), dtype=np.float32)
+        out = np.empty((height, width, 4), dtype=np.float32 if quantise is None else np.uint16)
         gains = None if shading is None else shading.gain_map((height, width), box)
         starts = range(0, height, STRIP_ROWS)
 
         def run(start: int) -> None:
-            self._strip(rgb, out, start, min(height, start + STRIP_ROWS), gains)
+            self._strip(rgb, out, start, min(height, start + STRIP_ROWS), gains, quantise)
 
         workers = max(1, min(int(workers), len(starts)))
         if workers == 1:
@@ -187,8 +194,11 @@ class PixelwiseBackend:
         """Ready once built."""
 
     def predict_image(self, rgb: np.ndarray, *, shading: RadialShading | None = None,
-                      box: FrameBox | None = None) -> np.ndarray:
-        return self.function.evaluate(rgb, shading=shading, box=box, workers=self.workers)
+                      box: FrameBox | None = None, quantise: Quantiser | None = None
+                      ) -> np.ndarray:
+        """`PixelwiseFunction.evaluate` on this backend's threads."""
+        return self.function.evaluate(rgb, shading=shading, box=box, workers=self.workers,
+                                      quantise=quantise)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         from rgb2raw.backends import _check_batch, _check_output
@@ -199,4 +209,4 @@ class PixelwiseBackend:
         return _check_output(np.stack(outputs), batch, self.name)
 
 
-__all__ = ["STRIP_ROWS", "PixelwiseBackend", "PixelwiseFunction", "read_function"]
+__all__ = ["STRIP_ROWS", "PixelwiseBackend", "PixelwiseFunction", "Quantiser", "read_function"]
