@@ -179,3 +179,12 @@ def test_quantised_strip_by_strip_equals_quantised_whole() -> None:
     whole = pipeline.quantise(pipeline.predict(rgb, model, box=box), model.contract)
     np.testing.assert_array_equal(dn, whole)
     assert len(np.unique(dn)) > 100  # real numbers, not a constant image
+
+
+def test_kept_shading_strips_follow_the_placement() -> None:
+    function = PixelwiseFunction.from_params(odd_params())
+    rgb = photo(2 * STRIP_ROWS + 4, 20, seed=9)
+    unit = odd_params().apply(to_unit(rgb))
+    for box in (FrameBox(0, 0, 200, 40), FrameBox(0, 0, 200, 40), FrameBox(30, 6, 200, 40), None):
+        got = function.evaluate(rgb, shading=SHADING, box=box, workers=2)
+        np.testing.assert_allclose(got, SHADING.apply(unit, box), atol=1e-6, rtol=0)

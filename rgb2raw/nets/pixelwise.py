@@ -13,7 +13,9 @@ speed on whole photos, which ONNX Runtime spends most of its time on as tiles of
 * **Strips of the decoded image.** The picture is read as decoded (H, W, 3) in strips of
   `STRIP_ROWS` RAW rows, so every intermediate stays in cache; the matrix and the highlight
   weight's mean are `cv2.transform`s; each Bayer site then takes its own channel.
-* **Lens shading in the same pass,** from the same cached gain map as `RadialShading.apply`.
+* **Lens shading in the same pass,** each strip's gains from `RadialShading.gain_map` of its
+  own rows (equal to those rows of the whole frame's map), made in the worker, kept for the
+  next photo of the same size.
 
 The result equals the graph's (and `InverseParams.apply`'s, times the shading) to float32
 rounding: the 3-term dot products may round differently from ONNX Runtime's MatMul, so a value
@@ -23,6 +25,7 @@ can sit one float32 step away, at most 1 DN after quantisation (the tests check 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,10 +44,11 @@ from rgb2raw.nets.parametric_graph import (
     structure_constants,
 )
 from rgb2raw.rgb import to_unit
+from rgb2raw.shading import FrameBox
 
 if TYPE_CHECKING:
     from rgb2raw.inverse import InverseParams
-    from rgb2raw.shading import FrameBox, RadialShading
+    from rgb2raw.shading import RadialShading
 
 #: RAW rows per strip: 64 RGB rows of a 4032-wide photo keep a strip's float planes (~3 MB
 #: each) in the L2/L3 caches; measured fastest of 8-64 on this project's machine.
@@ -81,6 +85,8 @@ class PixelwiseFunction:
             if found.dtype != expected.dtype or not np.array_equal(found, expected):
                 raise ValueError(f"constant {name} is not the graph's")
 
+        self._gains = _StripGains()
+
     @classmethod
     def from_params(cls, params: InverseParams) -> PixelwiseFunction:
         """The function of `params`, as `build_graph(params)` computes it."""
@@ -93,32 +99,34 @@ class PixelwiseFunction:
         scaled += np.float32(0.5)
         return scaled.astype(np.int32)
 
-    def _linear(self, strip: np.ndarray) -> np.ndarray:
+    def _linear(self, strip: np.ndarray, out: np.ndarray) -> np.ndarray:
         """(h, w, 3) decoded or [0, 1] pixels -> linear RGB float32 through the tables."""
         if strip.dtype == np.uint8:
-            return cv2.LUT(strip, self.lut8)
+            return cv2.LUT(strip, self.lut8, dst=out)
         levels = self.levels(to_unit(strip))
-        linear = np.empty(strip.shape, dtype=np.float32)
         for c in range(3):
-            linear[..., c] = self.tables[c][levels[..., c]]
-        return linear
+            out[..., c] = self.tables[c][levels[..., c]]
+        return out
 
     def _strip(self, rgb: np.ndarray, out: np.ndarray, start: int, stop: int,
-               gains: np.ndarray | None, quantise: Quantiser | None) -> None:
-        """RAW rows start:stop of `out` from RGB rows 2 start : 2 stop."""
-        linear = self._linear(rgb[2 * start: 2 * stop])
-        camera = cv2.transform(linear, self.matrix)
+               gains: np.ndarray | None, quantise: Quantiser | None, scratch: _Scratch) -> None:
+        """RAW rows start:stop of `out` from RGB rows 2 start : 2 stop (`gains`: the lens
+        shading of those rows), in the worker's own `scratch` memory."""
+        rows = stop - start
+        linear = self._linear(rgb[2 * start: 2 * stop], scratch.linear[: 2 * rows])
+        camera = cv2.transform(linear, self.matrix, dst=scratch.camera[: 2 * rows])
         np.clip(camera, np.float32(0.0), np.float32(1.0), out=camera)
-        weight = cv2.transform(camera, self.knee_row)
+        weight = cv2.transform(camera, self.knee_row, dst=scratch.weight[: 2 * rows])
         np.clip(weight, np.float32(0.0), np.float32(1.0), out=weight)
         np.multiply(weight, weight, out=weight)
+        value = scratch.value[:rows]
         for site, (dy, dx) in enumerate(SITE_OFFSETS):
-            value = weight[dy::2, dx::2] * self.gain_slope[site]
+            np.multiply(weight[dy::2, dx::2], self.gain_slope[site], out=value)
             value += self.gain_base[site]
             value *= camera[dy::2, dx::2, SITE_CHANNELS[site]]
             np.clip(value, np.float32(0.0), np.float32(1.0), out=value)
             if gains is not None:
-                value *= gains[start:stop, :, site]
+                value *= gains[:, :, site]
             out[start:stop, :, site] = value if quantise is None else quantise(value)
 
     def evaluate(self, rgb: np.ndarray, *, shading: RadialShading | None = None,
@@ -136,11 +144,18 @@ class PixelwiseFunction:
         rgb = np.ascontiguousarray(rgb)
         height, width = rgb.shape[0] // 2, rgb.shape[1] // 2
         out = np.empty((height, width, 4), dtype=np.float32 if quantise is None else np.uint16)
-        gains = None if shading is None else shading.gain_map((height, width), box)
+        frame = box or FrameBox(0, 0, height, width)
         starts = range(0, height, STRIP_ROWS)
 
+        local = threading.local()
+
         def run(start: int) -> None:
-            self._strip(rgb, out, start, min(height, start + STRIP_ROWS), gains, quantise)
+            stop = min(height, start + STRIP_ROWS)
+            gains = None if shading is None else self._gains.get(shading, frame, start, stop, width)
+            scratch = getattr(local, "scratch", None)
+            if scratch is None:
+                scratch = local.scratch = _Scratch(min(height, STRIP_ROWS), width)
+            self._strip(rgb, out, start, stop, gains, quantise, scratch)
 
         workers = max(1, min(int(workers), len(starts)))
         if workers == 1:
@@ -151,6 +166,46 @@ class PixelwiseFunction:
                 for _ in pool.map(run, starts):  # re-raises a strip's error
                     pass
         return out
+
+
+class _Scratch:
+    """One worker's strip memory, reused strip after strip: fresh multi-megabyte arrays per
+    strip cost page faults (tripling the time when glibc hands the memory back each time)."""
+
+    def __init__(self, rows: int, width: int) -> None:
+        self.linear = np.empty((2 * rows, 2 * width, 3), dtype=np.float32)
+        self.camera = np.empty((2 * rows, 2 * width, 3), dtype=np.float32)
+        self.weight = np.empty((2 * rows, 2 * width), dtype=np.float32)
+        self.value = np.empty((rows, width), dtype=np.float32)
+
+
+class _StripGains:
+    """Lens-shading gains strip by strip, kept for the last picture placement.
+
+    `RadialShading.gain_map` of a region equals that region of the whole frame's map, so each
+    strip's gains come from its own small map, made by the worker that needs it (in cache,
+    in parallel); a folder of same-sized photos computes them once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[object, ...] | None = None
+        self._strips: dict[int, np.ndarray] = {}
+
+    def get(self, shading: RadialShading, frame: FrameBox, start: int, stop: int,
+            width: int) -> np.ndarray:
+        key = (shading.coefficients.tobytes(), frame, width)
+        with self._lock:
+            if key != self._key:
+                self._key, self._strips = key, {}
+            found = self._strips.get(start)
+        if found is None or found.shape[0] != stop - start:
+            box = FrameBox(frame.top + start, frame.left, frame.frame_height, frame.frame_width)
+            found = shading.gain_map((stop - start, width), box)
+            with self._lock:
+                if key == self._key:
+                    self._strips[start] = found
+        return found
 
 
 def read_function(path: str | os.PathLike[str]) -> PixelwiseFunction | None:
