@@ -119,7 +119,7 @@ class PixelwiseFunction:
         weight = cv2.transform(camera, self.knee_row, dst=scratch.weight[: 2 * rows])
         np.clip(weight, np.float32(0.0), np.float32(1.0), out=weight)
         np.multiply(weight, weight, out=weight)
-        value = scratch.value[:rows]
+        value, packed = scratch.value[:rows], scratch.packed[:rows]
         for site, (dy, dx) in enumerate(SITE_OFFSETS):
             np.multiply(weight[dy::2, dx::2], self.gain_slope[site], out=value)
             value += self.gain_base[site]
@@ -127,7 +127,8 @@ class PixelwiseFunction:
             np.clip(value, np.float32(0.0), np.float32(1.0), out=value)
             if gains is not None:
                 value *= gains[:, :, site]
-            out[start:stop, :, site] = value if quantise is None else quantise(value)
+            packed[:, :, site] = value
+        out[start:stop] = packed if quantise is None else quantise(packed)
 
     def evaluate(self, rgb: np.ndarray, *, shading: RadialShading | None = None,
                  box: FrameBox | None = None, workers: int = 1,
@@ -177,6 +178,7 @@ class _Scratch:
         self.camera = np.empty((2 * rows, 2 * width, 3), dtype=np.float32)
         self.weight = np.empty((2 * rows, 2 * width), dtype=np.float32)
         self.value = np.empty((rows, width), dtype=np.float32)
+        self.packed = np.empty((rows, width, 4), dtype=np.float32)
 
 
 class _StripGains:
