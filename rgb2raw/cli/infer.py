@@ -133,8 +133,10 @@ def infer_command(
         help="Architecture of a local torch checkpoint.")] = None,
     backend: Annotated[common.Backend, typer.Option(
         "--backend", case_sensitive=False,
-        help="Runtime. auto: ONNX Runtime, or torch for a torch checkpoint whose network runs "
-             "whole frames in bounded memory only there (LiteISPNet_s).")] = "auto",
+        help="Runtime. auto: ONNX Runtime; on the CPU a bundled or calibrated pixel-wise model "
+             "runs in rgb2raw's own evaluation of its graph (faster; equal to 1 DN); torch for "
+             "a torch checkpoint whose network runs whole frames in bounded memory only there "
+             "(LiteISPNet_s). onnx: always ONNX Runtime.")] = "auto",
     device: Annotated[ComputeDevice, typer.Option(
         "--device", case_sensitive=False, help="Compute device.")] = "cpu",
     provider: Annotated[list[str] | None, typer.Option(
