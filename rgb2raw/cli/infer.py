@@ -9,6 +9,7 @@ optional packages) is checked first. numpy and the engine are imported when the 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,10 @@ from rgb2raw.cli.common import CameraName, ComputeDevice, Overwrite, Quiet, Skip
 from rgb2raw.nets import ARCHITECTURES
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    import numpy as np
+
     from rgb2raw import batch
     from rgb2raw.progress import Bars
 
@@ -84,6 +89,51 @@ class _BarProgress:
             self.failed += 1
             self.bars.update(self.task, description=f"infer ({self.failed} failed)")
         self.bars.advance(self.task)
+
+
+class _EarlyDecode:
+    """The first input image, decoded in a thread while the engine imports and the model loads
+    (mostly Python, holding the GIL, while the JPEG decoder releases it): on one 12 MP photo
+    this hides most of the decoding. `batch.infer_paths` asks for each file it reads
+    (`batch.EarlyDecode`); errors surface there, as if it had read the file itself."""
+
+    def __init__(self, inputs: list[Path], *, recursive: bool, pattern: str | None,
+                 max_pixels: int | None) -> None:
+        from concurrent.futures import Future  # not at import: `--help` needs none of this
+
+        self._found = threading.Event()
+        self._path: Path | None = None
+        self._image: Future[np.ndarray] = Future()
+        self._taken = False
+        threading.Thread(target=self._run, args=(inputs, recursive, pattern, max_pixels),
+                         name="rgb2raw-first", daemon=True).start()
+
+    def _run(self, inputs: list[Path], recursive: bool, pattern: str | None,
+             max_pixels: int | None) -> None:
+        try:
+            from rgb2raw.jobs import discover_inputs
+            from rgb2raw.rgb import DEFAULT_MAX_PIXELS, read_rgb
+
+            files = discover_inputs(inputs, recursive=recursive, pattern=pattern)
+            self._path = files[0].path if files else None
+        except BaseException:  # noqa: BLE001 - the run's own discovery reports it
+            self._path = None
+        finally:
+            self._found.set()
+        if self._path is None:
+            return
+        try:
+            limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+            self._image.set_result(read_rgb(self._path, max_pixels=limit, as_float=False))
+        except BaseException as exc:  # noqa: BLE001 - raised where the batch reads it
+            self._image.set_exception(exc)
+
+    def __call__(self, path: Path) -> np.ndarray | None:
+        self._found.wait()
+        if self._taken or self._path != path:
+            return None
+        self._taken = True  # once: the image is the batch's now
+        return self._image.result()
 
 
 def _check_choices(*, backend: str, device: str, fp16: bool) -> None:
@@ -203,6 +253,8 @@ def infer_command(
     else:
         common.check_output_file(output, overwrite=overwrite or skip_existing)
 
+    early = _EarlyDecode(inputs, recursive=recursive, pattern=glob, max_pixels=max_pixels)
+
     from rgb2raw import batch, pipeline, progress
     from rgb2raw.cameras import get_camera
     from rgb2raw.jobs import shard_from_env
@@ -232,7 +284,8 @@ def infer_command(
         report = batch.infer_paths(
             inputs, output, loaded, profile, run=run, out=out, stitch=stitch,
             recursive=recursive, pattern=glob, shard=shard_spec, progress=_BarProgress(bars),
-            max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
+            max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
+            early_decode=early)
     seconds = time.perf_counter() - started
     _print_failures(report, output)
     written, skipped, failed = (report.count(s) for s in ("written", "skipped", "failed"))
