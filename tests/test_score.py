@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 official_reference = pytest.importorskip("official_reference")
 
-from rgb2raw import scoring  # noqa: E402
+from rgb2raw import metrics, scoring  # noqa: E402
 from rgb2raw.cli import app  # noqa: E402
 from rgb2raw.errors import Rgb2RawError  # noqa: E402
 
@@ -57,7 +57,13 @@ def _assert_matches_reference(result: scoring.ScoreResult, pred: Path, gt: Path)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_scores_match_reference(pairs: tuple[Path, Path], workers: int) -> None:
+@pytest.mark.parametrize("path", ["native", "opencv"])
+def test_scores_match_reference(pairs: tuple[Path, Path], workers: int, path: str,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the C extension (where built) and through OpenCV, on one thread and two."""
+    if path == "native" and metrics._native_module is None:
+        pytest.skip("the C extension rgb2raw._ssim is not built")
+    monkeypatch.setattr(metrics, "native", metrics._native_module if path == "native" else None)
     result = scoring.score(*pairs, workers=workers)
     _assert_matches_reference(result, *pairs)
     assert {s.stem: s.psnr for s in result.per_image}["a_identical"] == 999.0
