@@ -305,3 +305,46 @@ def test_the_score_command_imports_no_pydantic_torch_or_scipy(pairs: tuple[Path,
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("mean PSNR") and lines[-1] == "[]"
+
+
+@pytest.mark.parametrize("delay", [0.0, 1e9])
+def test_progress_bar_only_once_scoring_has_taken_the_delay(tmp_path: Path, delay: float,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal the bar (and rich) waits PROGRESS_DELAY_S: quick runs never draw it."""
+    import contextlib
+    from collections.abc import Iterator
+
+    from rgb2raw import progress
+    from rgb2raw.cli import score as score_cli
+
+    updates: list[tuple[int, int]] = []
+    opened: list[str] = []
+
+    class Recorder(progress.Bars):
+        def update(self, task: int, **changes: object) -> None:
+            updates.append((changes["completed"], changes["total"]))  # type: ignore[arg-type]
+
+    @contextlib.contextmanager
+    def fake_bars(style: progress.Style = "count", **_: object) -> Iterator[progress.Bars]:
+        opened.append(style)
+        yield Recorder(None)
+
+    monkeypatch.setattr(progress, "is_enabled", lambda: True)
+    monkeypatch.setattr(progress, "bars", fake_bars)
+    monkeypatch.setattr(score_cli, "PROGRESS_DELAY_S", delay)
+    count = score_cli.PROGRESS_MIN_IMAGES + 4
+    rng = np.random.default_rng(2)
+    for folder in ("pred", "gt"):
+        (tmp_path / folder).mkdir()
+    for index in range(count):
+        gt = rng.integers(0, 1025, (12, 12, 4)).astype(np.uint16)
+        np.save(tmp_path / "gt" / f"{index}.npy", gt)
+        np.save(tmp_path / "pred" / f"{index}.npy", gt)
+    run = CliRunner().invoke(app, ["score", str(tmp_path / "pred"), str(tmp_path / "gt"),
+                                   "--workers", "1"])
+    assert run.exit_code == 0, run.output
+    if delay:
+        assert opened == [] and updates == []
+    else:
+        assert opened == ["count"]
+        assert updates[0] == (1, count) and updates[-1] == (count, count)
