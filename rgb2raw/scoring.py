@@ -212,7 +212,7 @@ def check_scorable(array: np.ndarray, label: str, white_level: float) -> None:
         raise Rgb2RawError(label, f"values outside [0, {white_level:g}]")
 
 
-_CHUNK = 8  # images per worker task
+_CHUNK = 4  # images per worker task: a short tail when the last tasks run
 
 
 class _ThreadState:

@@ -164,8 +164,12 @@ def score(
     _check_output(json_path, overwrite, "--json")
     _check_output(csv_path, overwrite, "--csv")
 
-    from rgb2raw import scoring  # numpy and OpenCV: only now that there is work
+    from rgb2raw import metrics, scoring  # numpy (and OpenCV, if needed): only now
     from rgb2raw.raw import CHALLENGE_WHITE_LEVEL
+
+    if metrics.native is None:
+        log.info("the C extension rgb2raw._ssim is not built: SSIM runs through OpenCV, "
+                 "about 2x slower (reinstall with a C compiler to build it)")
 
     with contextlib.ExitStack() as stack:
         started = time.monotonic()
