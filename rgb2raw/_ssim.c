@@ -308,4 +308,7 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__ssim(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__ssim(void) {
+    (void)use_avx2();  /* detect the CPU once, under the interpreter lock */
+    return PyModule_Create(&module);
+}
