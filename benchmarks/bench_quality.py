@@ -134,9 +134,9 @@ def spread_sensors(sigma_ev: float) -> dict[str, SensorRanges]:
     """The exposure-spread columns: only the RAW exposure varies, N(0, sigma) EV, no scene
     dependence; the ISP either keeps its gain (fixed) or undoes the exposure (auto)."""
     return {f"exposure {sigma_ev:g} EV, fixed ISP":
-            SensorRanges.still(exposure_sigma_ev=sigma_ev, iso=(50.0, 200.0), ae_compensation=0.0),
+            SensorRanges.still(exposure_sigma_ev=sigma_ev, iso=(50.0, 200.0), ae_compensation=(0.0, 0.0)),
             f"exposure {sigma_ev:g} EV, auto-exposing ISP":
-            SensorRanges.still(exposure_sigma_ev=sigma_ev, iso=(50.0, 200.0), ae_compensation=1.0)}
+            SensorRanges.still(exposure_sigma_ev=sigma_ev, iso=(50.0, 200.0), ae_compensation=(1.0, 1.0))}
 
 
 def _units(dn: np.ndarray) -> np.ndarray:

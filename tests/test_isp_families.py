@@ -135,7 +135,7 @@ def test_a_fixed_isp_shows_the_exposure_in_the_jpeg_and_an_auto_exposing_one_hid
                                  awb_adaptation=(1.0, 1.0), ae_error_ev=0.0, jpeg_quality=(98, 98))
     means = {}
     for compensation in (0.0, 1.0):
-        sensor = F.SensorRanges.still(exposure_sigma_ev=0.3, ae_compensation=compensation)
+        sensor = F.SensorRanges.still(exposure_sigma_ev=0.3, ae_compensation=(compensation, compensation))
         for seed in range(4):
             jpeg, raw_dn, settings = F.simulate(_photo(), "s7", family, np.random.default_rng(seed),
                                                 sensor, where=where)

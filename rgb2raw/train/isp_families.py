@@ -153,8 +153,8 @@ class SensorRanges:
 
     Defaults: the scene-brightness auto-exposure model and spreads of the first learned
     attempt (alpha 0.2-0.6, 0.25 EV unexplained, highlight headroom), now around the
-    calibrated gains. `ae_compensation` is the share of the sensor's exposure change the ISP's
-    digital gain undoes (1: the JPEG's brightness does not show it; 0: a fixed ISP)."""
+    calibrated gains. `ae_compensation` bounds the share of the sensor's exposure change the
+    ISP's digital gain undoes (1: the JPEG's brightness does not show it; 0: a fixed ISP)."""
 
     photo_gamma: tuple[float, float] = (0.85, 1.2)
     illuminant_sigma: float = 0.2  # log red gain ~ N(0, s); log blue moves -0.8x as far
@@ -163,7 +163,7 @@ class SensorRanges:
     exposure_sigma_ev: float = 0.25  # unexplained AE spread
     headroom: tuple[float, float] = (0.9, 1.3)  # the 99.5th percentile may reach this
     iso: tuple[float, float] = (50.0, 200.0)
-    ae_compensation: float = 1.0
+    ae_compensation: tuple[float, float] = (1.0, 1.0)
 
     @classmethod
     def still(cls, **changes: Any) -> SensorRanges:
@@ -344,7 +344,9 @@ def simulate(photo: np.ndarray, camera_name: str, family: str | IspFamily,
     adaptation = _uniform(rng, family.awb_adaptation)
     awb = light ** np.float32(adaptation) * np.exp(rng.normal(0.0, 0.02, 3)).astype(np.float32)
     awb = (awb / awb[1]).astype(np.float32)
-    digital_ev = sensor.ae_compensation * ev + float(rng.normal(0.0, family.ae_error_ev))
+    low, high = sensor.ae_compensation
+    compensation = low if low == high else _uniform(rng, (low, high))  # no draw when fixed
+    digital_ev = compensation * ev + float(rng.normal(0.0, family.ae_error_ev))
     adjusted = isp.white_balance(packed, 1.0 / awb) * np.float32(2.0 ** -digital_ev)
     method = str(rng.choice(family.demosaic))
     gained = demosaic(adjusted / _DEMOSAIC_RANGE, method) * np.float32(_DEMOSAIC_RANGE)

@@ -34,6 +34,7 @@ from rgb2raw.rgb import read_rgb
 from rgb2raw.train.isp_families import (
     REFERENCE_GREEN,
     TRAIN_FAMILIES,
+    SensorRanges,
     centre,
     flat_target,
     random_view,
@@ -60,6 +61,8 @@ class Recipe:
     seed: int = 0
     threads: int = 1
     net_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Overrides of `isp_families.SensorRanges` for the training bank (lists for tuples).
+    sensor: dict[str, Any] = field(default_factory=dict)
 
 
 def training_photos(photos_dir: Path) -> list[dict[str, Any]]:
@@ -71,6 +74,9 @@ def training_photos(photos_dir: Path) -> list[dict[str, Any]]:
 def make_bank(photos: list[np.ndarray], recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
     """(JPEGs uint8 (N, H, W, 3), RAW normalised float32 (N, H/2, W/2, 4)) of the bank."""
     where = centre(recipe.camera)
+    overrides: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in recipe.sensor.items()}
+    sensor = SensorRanges(**overrides)
     rng = np.random.default_rng([recipe.seed, 1])
     jpegs, raws = [], []
     for index in range(len(photos) * recipe.views_per_photo):
@@ -79,7 +85,7 @@ def make_bank(photos: list[np.ndarray], recipe: Recipe) -> tuple[np.ndarray, np.
         view = random_view(photo, rng, recipe.view)
         if rng.uniform() < 0.5:  # portrait views too
             view = np.ascontiguousarray(random_view(photo, rng, recipe.view[::-1]).transpose(1, 0, 2))
-        jpeg, raw_dn, _ = simulate(view, recipe.camera, family, rng, where=where)
+        jpeg, raw_dn, _ = simulate(view, recipe.camera, family, rng, sensor, where=where)
         jpegs.append(jpeg)
         raws.append(flat_target(raw_dn, where))
     return np.stack(jpegs), np.stack(raws)
@@ -244,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--knots", type=int, default=12,
                         help="knots of the per-image tone-table correction")
     parser.add_argument("--hidden", type=int, default=64, help="width of the MLP")
+    parser.add_argument("--alpha", type=float, nargs=2, metavar=("LO", "HI"),
+                        help="share of scene brightness the sensor AE leaves in the RAW "
+                             "(default: SensorRanges')")
+    parser.add_argument("--ae-compensation", type=float, nargs=2, metavar=("LO", "HI"),
+                        help="share of the sensor exposure the ISP undoes (default: 1 1)")
     parser.add_argument("--bundle", type=Path, metavar="MODELS_DIR",
                         help="do not train: copy RUN_DIR into MODELS_DIR as learned-<camera>, "
                              "with the mean held-out score of --quality")
@@ -270,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     recipe = Recipe(camera=args.camera, minutes=args.minutes, max_steps=args.max_steps,
                     views_per_photo=args.views_per_photo, threads=args.threads, seed=args.seed,
-                    net_kwargs={"knots": args.knots, "hidden": args.hidden})
+                    net_kwargs={"knots": args.knots, "hidden": args.hidden},
+                    sensor={k: list(v) for k, v in (("alpha", args.alpha),
+                                                     ("ae_compensation", args.ae_compensation))
+                            if v is not None})
     summary = train(args.photos, args.run_dir, recipe)
     print(json.dumps({k: summary[k] for k in ("steps", "bank_pairs", "train_seconds",
                                               "final_loss")}))
