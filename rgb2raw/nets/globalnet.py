@@ -16,9 +16,9 @@ camera's usual one. So the network is the calibrated camera's pixel-wise inverse
 3. the rest is exactly the calibrated inverse with those tables and gains, pixel by pixel.
 
 Every correction starts at zero, so an untrained network *is* the calibrated camera (equal to
-`InverseParams.apply` to float32 rounding). The per-image part costs a few thousand pixels and
-one pass over the 65536-entry tables, so a 12 MP frame costs about what the calibrated graph
-costs. The statistics are means over the whole frame, so the model declares ``full_frame``
+`InverseParams.apply` to float32 rounding). The per-image part sees 1/16 of the pixels and makes
+one pass over the 65536-entry tables, so a 12 MP frame costs little more than the calibrated
+graph (`rgb2raw.nets.globalnet_graph`; measured in benchmarks/results/quality-learned.md). The statistics are means over the whole frame, so the model declares ``full_frame``
 (tiles would see other statistics); they are point samples, means and histograms, so they do
 not depend on the frame's resolution (trained on small views, run on 12 MP frames).
 

@@ -3,7 +3,7 @@ written node by node.
 
 The exported torch graph of the whole network spends most of a 12 MP frame on a 6-D transpose
 (`pixel_unshuffle`) and on 64-bit table indices. Here only the per-image part (statistics of a
-point sample, the MLP, the corrected tables and gains: a few thousand pixels and the 65536-entry
+point sample, the MLP, the corrected tables and gains: 1/16 of the pixels and the 65536-entry
 tables) comes from the torch exporter; the per-pixel part is the calibrated inverse's fast
 layout (`rgb2raw.nets.parametric_graph`: SpaceToDepth, 32-bit indices into one flat table row,
 one matrix row per Bayer site, the highlight fade as one multiply-add), fed by that image's
