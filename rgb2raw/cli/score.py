@@ -4,8 +4,9 @@ stdout: the worst images (10 unless --top/--all say otherwise) and, as its last 
 means; or, with `--json -` / `--csv -`, that document alone. stderr: a progress bar for large
 sets that take over a second (on a terminal, not under -q) and warnings. Exit 1 on bad input, 2 on usage mistakes.
 
-Only light modules are imported at the top: numpy and OpenCV load when the command runs,
-so `rgb2raw --help` does not pay for them. Output files are checked before any scoring,
+Only light modules are imported at the top: numpy (and OpenCV, only where the C extension
+rgb2raw._ssim is not built) load when the command runs, so `rgb2raw --help` does not pay for
+them. Output files are checked before any scoring,
 and the results are printed before they are written, so a failed write loses nothing.
 """
 
@@ -169,7 +170,7 @@ def score(
 
     if metrics.native is None:
         log.info("the C extension rgb2raw._ssim is not built: SSIM runs through OpenCV, "
-                 "about 2x slower (reinstall with a C compiler to build it)")
+                 "about 2.5x slower (reinstall with a C compiler to build it)")
 
     with contextlib.ExitStack() as stack:
         started = time.monotonic()
