@@ -299,12 +299,16 @@ def test_the_score_command_imports_no_pydantic_torch_or_scipy(pairs: tuple[Path,
             f"sys.argv = ['rgb2raw', 'score', {str(pairs[0])!r}, {str(pairs[1])!r}, '--top', '0']\n"
             "from rgb2raw.cli import main\n"
             "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
-            "print(sorted(m for m in ('pydantic', 'torch', 'onnxruntime', 'scipy', 'PIL')"
-            " if m in sys.modules))\n")
+            "print(sorted(m for m in ('pydantic', 'torch', 'onnxruntime', 'scipy', 'PIL', 'rich')"
+            " if m in sys.modules))\n"
+            # With the C extension OpenCV is not needed either (the fixture's float32
+            # prediction included).
+            "from rgb2raw import metrics\n"
+            "print(metrics.native is not None and 'cv2' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("mean PSNR") and lines[-1] == "[]"
+    assert lines[0].startswith("mean PSNR") and lines[-2:] == ["[]", "False"]
 
 
 @pytest.mark.parametrize("delay", [0.0, 1e9])
