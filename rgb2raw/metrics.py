@@ -13,7 +13,7 @@ These functions reproduce those numbers to ~1e-13 while doing much less work:
   as dividing first, and it saves a conversion pass.
 - SSIM needs only four filtered planes, not five: G(x), G(y), G(x^2 + y^2), G(xy), because
   the variances only ever appear as the sum ``var_x + var_y``.
-- Where the optional C extension `rgb2raw._ssim` is built (setup.py; any C compiler), one call
+- Where the optional C extension `rgb2raw._ssim` is built (pyproject.toml `ext-modules`; any C compiler), one call
   per image filters row by row into small rings and sums the cropped SSIM map as it goes,
   filtering only the pixels the crop keeps: about 2.5x faster than the OpenCV path, which
   does one full-plane call per filtering and about ten more passes for the formula.
