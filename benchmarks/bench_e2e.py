@@ -15,7 +15,9 @@ Cases:
   the official computation written straightforwardly (benchmarks/official_reference.py: scipy,
   one core), as a fresh process and, second column, in-process; plus both in-process. The
   numbers of `rgb2raw score --json -` must match the reference to 1e-6 (exit 1 otherwise). The
-  floor (16 float64 13-tap filterings per image, one core) is measured in the same run.
+  floor (16 float64 13-tap filterings per image through OpenCV, one core, and what a second
+  thread adds), the parts of scoring per image and, when the C extension is built, scoring
+  through the OpenCV path in-process are measured in the same run.
 - infer: `rgb2raw infer` (default model, or `--model NAME`) on four generated 12 MP photo-like
   JPEGs (4032x3024) and on one, without --camera (the default camera) and with --camera p20
   (lens shading) and s7, against benchmarks/baseline_decode_write.py (decode each JPEG and
@@ -105,7 +107,11 @@ def bench_help(repeats: int, env: dict[str, str]) -> dict[str, object]:
 # ----------------------------------------------------------------------------- score
 
 def filter_floor(pairs: int) -> dict[str, float]:
-    """CPU ms per image, one thread: 16 float64 13-tap filterings (the floor) vs scoring."""
+    """CPU ms per image, one thread: 16 float64 13-tap filterings through OpenCV (the floor the
+    issue names), and the same kernels on one thread and on every core at once (how much a
+    second thread adds on this machine's cores)."""
+    import threading
+
     import cv2
     import numpy as np
 
@@ -114,17 +120,71 @@ def filter_floor(pairs: int) -> dict[str, float]:
     cv2.setNumThreads(1)
     rng = np.random.default_rng(0)
     planes = [rng.random((252, 252)) * 1024 for _ in range(16)]  # 8 MB: out of L2, as in scoring
-    out = np.empty((252, 252))
     rounds = min(pairs, 120)
-    best = float("inf")
-    for _ in range(3):
-        start = time.process_time()
-        for _ in range(rounds):
+
+    def filterings(count: int) -> None:
+        out = np.empty((252, 252))
+        for _ in range(count):
             for plane in planes:
                 cv2.sepFilter2D(plane, cv2.CV_64F, _KERNEL, _KERNEL, dst=out,
                                 borderType=cv2.BORDER_REFLECT)
+
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        filterings(rounds)
         best = min(best, (time.process_time() - start) / rounds)
-    return {"filter_floor_ms_per_image": round(1000 * best, 3)}
+    cores = common.usable_cores()
+    walls = {}
+    for threads in (1, cores):
+        workers = [threading.Thread(target=filterings, args=(rounds,)) for _ in range(threads)]
+        start = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        walls[threads] = (time.perf_counter() - start) / (rounds * threads)
+    return {"filter_floor_ms_per_image": round(1000 * best, 3),
+            "filter_throughput_gain_all_cores": round(walls[1] / walls[cores], 2)}
+
+
+def metrics_cpu_per_image(pred: Path, gt: Path, pairs: int) -> dict[str, float]:
+    """CPU ms per image, one thread, of the parts of scoring: reading both files, and PSNR + SSIM
+    on pairs already in memory (through the path scoring uses, and through OpenCV)."""
+    from rgb2raw import metrics, scoring
+    from rgb2raw.raw import ReusableBuffer
+
+    pred_source, gt_source = scoring.open_source(pred), scoring.open_source(gt)
+    stems = sorted(pred_source.entries)[:min(pairs, 120)]
+    memory = (ReusableBuffer(), ReusableBuffer())
+    read = float("inf")
+    for _ in range(2):  # as scoring reads: into memory reused from file to file
+        start = time.process_time()
+        for stem in stems:
+            pred_source.load(stem, memory[0])
+            gt_source.load(stem, memory[1])
+        read = min(read, (time.process_time() - start) / len(stems))
+    loaded = [(pred_source.load(stem), gt_source.load(stem)) for stem in stems]
+    workspace = metrics.SsimWorkspace(*loaded[0][0].shape[:2])
+
+    def per_image() -> float:
+        best = float("inf")
+        for _ in range(2):
+            start = time.process_time()
+            for x, y in loaded:
+                metrics.psnr(x, y, data_range=1024.0)
+                metrics.ssim(x, y, data_range=1024.0, workspace=workspace)
+            best = min(best, (time.process_time() - start) / len(loaded))
+        return best
+
+    figures = {"read_ms_per_image": round(1000 * read, 3),
+               "metrics_ms_per_image": round(1000 * per_image(), 3)}
+    native, metrics.native = metrics.native, None
+    try:
+        figures["metrics_opencv_ms_per_image"] = round(1000 * per_image(), 3)
+    finally:
+        metrics.native = native
+    return figures
 
 
 def scoring_cpu_per_image(pred: Path, gt: Path, pairs: int) -> float:
@@ -136,6 +196,17 @@ def scoring_cpu_per_image(pred: Path, gt: Path, pairs: int) -> float:
         scoring.score(pred, gt, workers=1)
         best = min(best, (time.process_time() - start) / pairs)
     return round(1000 * best, 3)
+
+
+def _opencv_score(pred: Path, gt: Path) -> object:
+    """scoring.score through the OpenCV path of `metrics` (as without the C extension)."""
+    from rgb2raw import metrics, scoring
+
+    native, metrics.native = metrics.native, None
+    try:
+        return scoring.score(pred, gt)
+    finally:
+        metrics.native = native
 
 
 def max_deviation(reference: dict, ours: dict) -> float:
@@ -167,6 +238,8 @@ def bench_score(tmp: Path, pairs: int, repeats: int, env: dict[str, str]) -> dic
     common.run_timed(ref_cmd, env=env)
     scoring.score(pred, gt)  # in-process warm-up (imports, thread pool)
 
+    from rgb2raw import metrics
+
     _log(f"score: {repeats} rounds")
     load = [common.load_average()]
     times = common.alternate({
@@ -175,16 +248,21 @@ def bench_score(tmp: Path, pairs: int, repeats: int, env: dict[str, str]) -> dic
         "rgb2raw scoring.score (in-process)": lambda: common.in_process(scoring.score, pred, gt),
         "official reference (in-process)": lambda: common.in_process(
             official_reference.score_folders, str(pred), str(gt)),
+        **({"rgb2raw scoring.score, OpenCV path (in-process)": lambda: common.in_process(
+            _opencv_score, pred, gt)} if metrics.native is not None else {}),
     }, repeats)
     load.append(common.load_average())
     medians = {name: _median_wall(times, name) for name in times}
     command = medians["rgb2raw score (command)"]
     floor = filter_floor(pairs)
+    parts = metrics_cpu_per_image(pred, gt, pairs)
     ours_cpu = scoring_cpu_per_image(pred, gt, pairs)
     command_cpu = 1000 * common.median(times["rgb2raw score (command)"]["cpu"]) / pairs
     cores = common.usable_cores()
     return {
         "pairs": pairs, "shape": list(common.S7_PACKED_SHAPE),
+        "metrics_path": ("C extension rgb2raw._ssim" if metrics.native is not None
+                         else "OpenCV (rgb2raw._ssim not built)"),
         "commands": {"rgb2raw": _shown(ours_cmd, tmp), "reference": _shown(ref_cmd, tmp)},
         "times": _summary(times),
         "ratio_command_vs_reference_process": round(
@@ -198,8 +276,10 @@ def bench_score(tmp: Path, pairs: int, repeats: int, env: dict[str, str]) -> dic
         "mean_psnr": ours["psnr"], "mean_ssim": ours["ssim"],
         "floor": {
             **floor,
+            **parts,
             "scoring_cpu_ms_per_image_one_thread": ours_cpu,
             "command_cpu_ms_per_image": round(command_cpu, 3),
+            "command_wall_ms_per_image_per_core": round(1000 * command * cores / pairs, 3),
             "scoring_over_floor": round(ours_cpu / floor["filter_floor_ms_per_image"], 2),
             "command_wall_floor_s": round(
                 pairs * floor["filter_floor_ms_per_image"] / 1000 / cores, 3),
@@ -434,11 +514,18 @@ def markdown(record: dict) -> str:
             f"{s['ratio_command_vs_reference_in_process']}x; both in-process: {s['ratio_in_process']}x.",
             f"- Largest difference from the reference over every per-image and mean PSNR/SSIM: "
             f"{s['max_abs_deviation']:.2e} (tolerance {s['tolerance']:g}).",
-            f"- Floor: 16 float64 13-tap filterings take {f['filter_floor_ms_per_image']} ms per "
-            f"image on one core (CPU time); scoring takes {f['scoring_cpu_ms_per_image_one_thread']} "
-            f"ms per image on one thread ({f['scoring_over_floor']}x the floor), the whole command "
-            f"{f['command_cpu_ms_per_image']} ms of CPU per image (start-up included). The floor "
-            f"for {s['pairs']} images on {machine['cores']} cores is {f['command_wall_floor_s']} s.",
+            f"- Metrics computed by: {s.get('metrics_path', 'OpenCV')}.",
+            f"- Floor: 16 float64 13-tap filterings through OpenCV take "
+            f"{f['filter_floor_ms_per_image']} ms per image on one core (CPU time); "
+            f"{machine['cores']} threads of them run {f.get('filter_throughput_gain_all_cores', '?')}x "
+            f"as fast as one. Scoring takes {f['scoring_cpu_ms_per_image_one_thread']} ms per "
+            f"image on one thread ({f['scoring_over_floor']}x the floor): reading both files "
+            f"{f.get('read_ms_per_image', '?')} ms, PSNR + SSIM {f.get('metrics_ms_per_image', '?')} ms "
+            f"(OpenCV path: {f.get('metrics_opencv_ms_per_image', '?')} ms). The whole command "
+            f"takes {f['command_cpu_ms_per_image']} ms of CPU per image (start-up included) and "
+            f"{f.get('command_wall_ms_per_image_per_core', '?')} ms of wall time per image per core. "
+            f"The floor for {s['pairs']} images on {machine['cores']} cores is "
+            f"{f['command_wall_floor_s']} s.",
             f"- Load average before/after: {s['loadavg_before_after']}.",
             "",
         ]

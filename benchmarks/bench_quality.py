@@ -1,7 +1,7 @@
 """One quality table: every offline model on the real phone figures and on held-out ISP families.
 
     python benchmarks/bench_quality.py [--photos ~/.cache/rgb2raw-photos/photos] \
-        [--learned runs/learned-{camera}] [--family aces --family local]
+        [--learned runs/learned-{camera}] [--family aces --family local] [--spread-ev 0.3]
 
 Columns:
 - **real S7 / real P20**: the two real JPEG + RAW figures, scored by the lead's module
@@ -12,12 +12,18 @@ Columns:
   ``test`` photos (never used in training; `benchmarks/fetch_photos.py` writes them) through
   the families in `HELD_OUT_FAMILIES` (never simulated in training), with a fixed seed, scored
   like the challenge (DN rounded, clipped to [0, 1024], / 1024) at full packed resolution.
+  The simulation is centred on the bundled ``calibrated-<camera>`` (its forward is the
+  centre ISP, its lens shading the sensor's);
+- **exposure spread** (a second table): the same test views through the centre ISP itself
+  with every other spread at zero and only the RAW exposure drawn from N(0, ``--spread-ev``)
+  around the calibrated level, once with a fixed ISP (the JPEG's brightness follows the
+  exposure) and once with an auto-exposing one (the ISP's digital gain undoes it, so the JPEG
+  does not show it).
 
 Rows (each run as `rgb2raw infer` runs it, on whole images): ``naive`` (the JPEG sampled
-onto the Bayer grid), ``formula`` (``parametric-<camera>``), ``calibrated`` (the lead's
-``calibrated-<camera>`` when models/ has it), ``centre`` (the formula times the measured gains
-of `isp_families.CENTRES`, the simulation's centre and the stand-in for the calibrated camera),
-``learned`` (``learned-<camera>`` from models/, or ``--learned`` run folders), and every zoo
+onto the Bayer grid), ``formula`` (``parametric-<camera>``), ``calibrated``
+(``calibrated-<camera>``, the simulation's centre), ``learned`` (``learned-<camera>`` from
+models/, or ``--learned`` run folders), and every zoo
 model that is already in the cache (``--zoo``, never downloaded here). Cells: PSNR dB / SSIM.
 Writes ``benchmarks/results/quality.json`` and ``quality.md``, with the machine.
 """
@@ -31,6 +37,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +46,15 @@ import numpy as np
 
 from rgb2raw import bayer, metrics
 from rgb2raw._atomic import atomic_write
-from rgb2raw.train.isp_families import CENTRES, FAMILIES, HELD_OUT_FAMILIES, random_view, simulate
+from rgb2raw.train.isp_families import (
+    FAMILIES,
+    HELD_OUT_FAMILIES,
+    REFERENCE_GREEN,
+    IspFamily,
+    SensorRanges,
+    random_view,
+    simulate,
+)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -53,16 +68,6 @@ Method = Callable[[np.ndarray], np.ndarray]
 
 def naive(rgb01: np.ndarray) -> np.ndarray:
     return bayer.mosaic_rgb(rgb01) * np.float32(1023.0)
-
-
-def centre_method(camera: str) -> Method:
-    params = CENTRES[camera].inverse()
-    span = params.white_level - params.black_level
-
-    def run(rgb01: np.ndarray) -> np.ndarray:
-        return params.black_level + params.apply(rgb01) * np.float32(span)
-
-    return run
 
 
 def engine_method(model: str, camera: str) -> Method:
@@ -83,7 +88,6 @@ def methods_for(camera: str, args: argparse.Namespace) -> dict[str, Method]:
     names = {card.name for card in zoo.list_models()}
     if f"calibrated-{camera}" in names:
         methods["calibrated"] = engine_method(f"calibrated-{camera}", camera)
-    methods["centre"] = centre_method(camera)
     for spec in args.learned:
         label, _, path = spec.rpartition("=")
         methods[label or "learned"] = engine_method(path.replace("{camera}", camera), camera)
@@ -108,17 +112,31 @@ def test_photos(photos_dir: Path) -> list[tuple[str, np.ndarray]]:
 
 
 def make_pairs(photos: list[tuple[str, np.ndarray]], camera: str, family: str, per_photo: int,
-               size: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The fixed (JPEG uint8, RAW DN) pairs of one camera and family."""
+               size: tuple[int, int], sensor: SensorRanges | None = None,
+               variant: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The fixed (JPEG uint8, RAW DN) pairs of one camera and family (`sensor`: other
+    priors; `variant` keeps their seeds apart)."""
     pairs = []
+    ispf: IspFamily = FAMILIES[family]
+    if sensor is not None:  # the spread tables: the centre ISP with nothing else drawn
+        ispf = replace(ispf, sharpen=(0.0, 0.0), awb_adaptation=(1.0, 1.0), ae_error_ev=0.0)
     for index, (_, photo) in enumerate(photos):
         for view in range(per_photo):
-            key = [BENCH_SEED, list(FAMILIES).index(family), list(CENTRES).index(camera), index,
-                   view]
+            key = [BENCH_SEED, list(FAMILIES).index(family), list(REFERENCE_GREEN).index(camera),
+                   index, view, variant]
             rng = np.random.default_rng(key)
-            jpeg, raw_dn, _ = simulate(random_view(photo, rng, size), camera, family, rng)
+            jpeg, raw_dn, _ = simulate(random_view(photo, rng, size), camera, ispf, rng, sensor)
             pairs.append((jpeg, raw_dn))
     return pairs
+
+
+def spread_sensors(sigma_ev: float) -> dict[str, SensorRanges]:
+    """The exposure-spread columns: only the RAW exposure varies, N(0, sigma) EV, no scene
+    dependence; the ISP either keeps its gain (fixed) or undoes the exposure (auto)."""
+    return {f"exposure {sigma_ev:g} EV, fixed ISP":
+            SensorRanges.still(exposure_sigma_ev=sigma_ev, iso=(50.0, 200.0), ae_compensation=(0.0, 0.0)),
+            f"exposure {sigma_ev:g} EV, auto-exposing ISP":
+            SensorRanges.still(exposure_sigma_ev=sigma_ev, iso=(50.0, 200.0), ae_compensation=(1.0, 1.0))}
 
 
 def _units(dn: np.ndarray) -> np.ndarray:
@@ -159,6 +177,17 @@ def machine_info() -> dict[str, Any]:
             "onnxruntime": onnxruntime.__version__}
 
 
+def _table(columns: list[str], rows: dict[str, dict[str, Any]]) -> list[str]:
+    lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for label, cells in rows.items():
+        text = []
+        for column in columns:
+            cell = cells.get(column)
+            text.append("n/a" if cell is None else f"{cell['psnr']:.2f} / {cell['ssim']:.4f}")
+        lines.append(f"| {label} | " + " | ".join(text) + " |")
+    return lines
+
+
 def markdown(record: dict[str, Any]) -> str:
     columns = record["columns"]
     rows = record["rows"]
@@ -173,23 +202,26 @@ def markdown(record: dict[str, Any]) -> str:
              "never simulated in training; challenge scoring at full packed resolution, seed "
              f"{record['seed']}",
              "- rows: " + "; ".join(f"`{k}`: {v}" for k, v in record["row_notes"].items()),
-             "- the simulation is centred on `centre` (Brooks tone curve, formula x measured "
-             "gains), not on calibrated-*'s fitted tone tables: the simulated columns favour "
-             "models built around that centre", "",
-             "| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    for label, cells in rows.items():
-        text = []
-        for column in columns:
-            cell = cells.get(column)
-            text.append("n/a" if cell is None else f"{cell['psnr']:.2f} / {cell['ssim']:.4f}")
-        lines.append(f"| {label} | " + " | ".join(text) + " |")
+             "- the simulation is centred on `calibrated` (its forward is the centre ISP; every "
+             "family is a perturbation of it), so a calibrated-like camera is what the "
+             "simulated columns assume", ""]
+    lines += _table(columns, rows)
+    spread = record.get("spread_columns") or []
+    if spread:
+        lines += ["", "## Exposure spread around the calibrated centre", "",
+                  "The same test views through the centre ISP itself (no other spread, ISO "
+                  "50-200, JPEG 88-98); the RAW exposure ~ N(0, "
+                  f"{record['spread_ev']:g}) EV around the calibrated level, independent of the "
+                  "scene. Fixed ISP: the JPEG's brightness follows the exposure. Auto-exposing "
+                  "ISP: its digital gain undoes the exposure, so the JPEG does not show it.", ""]
+        lines += _table(spread, rows)
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
-    parser.add_argument("--camera", action="append", choices=tuple(CENTRES))
+    parser.add_argument("--camera", action="append", choices=tuple(REFERENCE_GREEN))
     parser.add_argument("--family", action="append", choices=tuple(FAMILIES),
                         help="simulated column (repeatable; default: the held-out families)")
     parser.add_argument("--learned", action="append", default=[], metavar="[LABEL=]PATH",
@@ -197,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zoo", action="store_true", help="add zoo models already cached")
     parser.add_argument("--pairs-per-photo", type=int, default=3)
     parser.add_argument("--view", type=int, nargs=2, default=(384, 512), metavar=("H", "W"))
+    parser.add_argument("--spread-ev", type=float, default=0.3,
+                        help="sigma of the exposure-spread table (0: no such table)")
     parser.add_argument("--no-real", action="store_true")
     parser.add_argument("--real-pairs", type=Path, default=HERE, metavar="DIR",
                         help="folder holding real_pairs.py (default: this benchmarks folder); "
@@ -214,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     scorer, real_source = (None, "skipped (--no-real)") if args.no_real else real_scorer(args.real_pairs)
     columns: list[str] = [f"real {c.upper()}" for c in cameras]
     columns += [f"{c} / {f}" for c in cameras for f in families]
+    sensors = spread_sensors(args.spread_ev) if args.spread_ev > 0 else {}
+    spread_columns = [f"{c} / {name}" for c in cameras for name in sensors]
     rows: dict[str, dict[str, Any]] = {}
     for camera in cameras:
         methods = methods_for(camera, args)
@@ -231,13 +267,20 @@ def main(argv: list[str] | None = None) -> int:
                 cell = rows[label][f"{camera} / {family}"] = score_pairs(method, pairs)
                 print(f"{camera}/{family}: {label:12s} {cell['psnr']:6.2f} dB "
                       f"{cell['ssim']:.4f}", file=sys.stderr, flush=True)
+        for variant, (name, sensor) in enumerate(sensors.items(), start=1):
+            pairs = make_pairs(photos, camera, "centre", args.pairs_per_photo, tuple(args.view),
+                               sensor, variant)
+            for label, method in methods.items():
+                cell = rows[label][f"{camera} / {name}"] = score_pairs(method, pairs)
+                print(f"{camera}/{name}: {label:12s} {cell['psnr']:6.2f} dB", file=sys.stderr,
+                      flush=True)
     notes = {"naive": "JPEG sampled onto the Bayer grid", "formula": "parametric-<camera>",
              "calibrated": "calibrated-<camera> (models/; fitted on these same two figures, so "
-                           "its real columns are in-sample)",
-             "centre": "formula x measured gains (isp_families.CENTRES)",
+                           "its real columns are in-sample); the simulation's centre",
              "learned": "learned-<camera> / --learned"}
     record = {
         "benchmark": "quality", "columns": columns, "rows": rows,
+        "spread_columns": spread_columns, "spread_ev": args.spread_ev,
         "row_notes": {k: v for k, v in notes.items() if k in rows},
         "real_source": real_source, "families": families, "seed": BENCH_SEED,
         "pairs_per_photo": args.pairs_per_photo, "view": list(args.view),

@@ -4,7 +4,8 @@ Makes N synthetic 252x252x4 uint16 prediction/ground-truth pairs (default 480, t
 validation set's size) in a temporary folder, then in one run and alternating, times
 
 - the reference (`official_reference.score_folders`: one core, scipy, the official arithmetic), and
-- the library path `rgb2raw.scoring.score` (OpenCV, one thread per core),
+- the library path `rgb2raw.scoring.score` (one thread per core; the C extension
+  rgb2raw._ssim where it is built, else OpenCV: recorded as `metrics_path`),
 
 in-process, so start-up is not included (bench_e2e.py times the whole command),
 
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import official_reference  # noqa: E402
 
-from rgb2raw import scoring  # noqa: E402
+from rgb2raw import metrics, scoring  # noqa: E402
 from rgb2raw._atomic import atomic_write  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "score.json"
@@ -79,6 +80,8 @@ def main() -> int:
         "rgb2raw_ms_per_image": 1000 * best_ours / args.pairs,
         "max_abs_deviation": deviation,
         "workers": scoring.default_workers(),
+        "metrics_path": ("C extension rgb2raw._ssim" if metrics.native is not None
+                         else "OpenCV (rgb2raw._ssim not built)"),
         "loadavg_before_after": [load_before[0], load_after[0]],
         "mean_psnr": ours.psnr,
         "mean_ssim": ours.ssim,
@@ -88,7 +91,8 @@ def main() -> int:
     print(f"reference          {', '.join(f'{t:.2f}' for t in reference_times)} s "
           f"({figures['reference_ms_per_image']:.2f} ms/image, best)")
     print(f"rgb2raw score      {', '.join(f'{t:.2f}' for t in ours_times)} s "
-          f"({figures['rgb2raw_ms_per_image']:.2f} ms/image, best, {figures['workers']} workers)")
+          f"({figures['rgb2raw_ms_per_image']:.2f} ms/image, best, {figures['workers']} workers, "
+          f"{figures['metrics_path']})")
     print(f"speedup            {figures['speedup_best']:.1f}x")
     print(f"max |deviation|    {deviation:.3e} (tolerance {TOLERANCE:g})")
     print(f"load average       {load_before[0]:.2f} before, {load_after[0]:.2f} after")

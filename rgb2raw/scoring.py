@@ -10,11 +10,11 @@ Predictions may be a folder or a submission `.zip` (read in memory, never unpack
 A zip whose `.npy` files sit in more than one folder is refused unless allowed: the official
 program reads one folder, so scoring them as one set would not be what CodaLab prints.
 
-Images are scored on a thread pool: OpenCV and numpy release the GIL, so each worker thread
-keeps a core busy. Threads, not processes: fork-based pools have deadlocked inside OpenCV.
-Each thread owns its SSIM scratch planes and the memory its files are read into, so the
-steady state allocates nothing per image (fresh pages cost more than the arithmetic on
-some virtual machines).
+Images are scored on a thread pool: the metrics (C extension or OpenCV) and numpy release
+the GIL, so each worker thread keeps a core busy. Threads, not processes: fork-based pools
+have deadlocked inside OpenCV. Each thread owns the memory its files are read into (and, on
+the OpenCV path, its SSIM scratch planes), so the steady state allocates nothing per image
+(fresh pages cost more than the arithmetic on some virtual machines).
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from rgb2raw import metrics
 from rgb2raw.discovery import is_junk_name, list_files
 from rgb2raw.errors import InvalidParameter, Rgb2RawError
-from rgb2raw.metrics import PSNR_IDENTICAL, SSIM_CROP, SsimWorkspace, psnr
+from rgb2raw.metrics import PSNR_IDENTICAL, SSIM_CROP, SsimWorkspace, psnr, ssim
 from rgb2raw.raw import CHALLENGE_WHITE_LEVEL, ReusableBuffer, check_raw_values, load_npy, read_npy
 
 ProgressCallback = Callable[[int, int], None]
@@ -211,7 +212,7 @@ def check_scorable(array: np.ndarray, label: str, white_level: float) -> None:
         raise Rgb2RawError(label, f"values outside [0, {white_level:g}]")
 
 
-_CHUNK = 8  # images per worker task
+_CHUNK = 4  # images per worker task: a short tail when the last tasks run
 
 
 class _ThreadState:
@@ -242,16 +243,23 @@ class _Scorer:
             raise Rgb2RawError(self.pred.label(stem),
                                f"shape {prediction.shape} differs from the ground truth's {truth.shape}")
         workspace = state.workspace
-        if workspace is None or workspace.shape != truth.shape[:2]:
+        if metrics.native is None and (workspace is None or workspace.shape != truth.shape[:2]):
             workspace = state.workspace = SsimWorkspace(truth.shape[0], truth.shape[1])
         image_psnr = psnr(prediction, truth, data_range=self.white_level)
-        image_ssim = workspace.ssim(prediction, truth, self.white_level)
+        image_ssim = ssim(prediction, truth, data_range=self.white_level, workspace=workspace)
         return ImageScore(stem, image_psnr, image_ssim)
 
 
 @contextlib.contextmanager
 def _opencv_threads(count: int) -> Iterator[None]:
-    """Limit OpenCV's own thread pool while our workers run (avoids oversubscription)."""
+    """Limit OpenCV's own thread pool while our workers run (avoids oversubscription).
+
+    Only the OpenCV path of `metrics` needs this; with the C extension OpenCV is not even
+    imported.
+    """
+    if metrics.native is not None:
+        yield
+        return
     import cv2
 
     previous = cv2.getNumThreads()

@@ -19,7 +19,7 @@ from rgb2raw.train.checkpoint import build_model  # noqa: E402
 
 
 def _run_folder(tmp_path: Path) -> Path:
-    recipe = learned_recipe.Recipe(camera="p20", net_kwargs={"dilations": [1]})
+    recipe = learned_recipe.Recipe(camera="p20")
     model = build_model("global", learned_recipe.net_kwargs(recipe)).eval()
     run = tmp_path / "run"
     run.mkdir()
@@ -28,16 +28,21 @@ def _run_folder(tmp_path: Path) -> Path:
     return run
 
 
-def test_a_run_folder_runs_in_the_engine_as_a_full_frame_model(tmp_path: Path) -> None:
+def test_an_untrained_run_folder_runs_in_the_engine_exactly_as_calibrated(tmp_path: Path) -> None:
+    # The card carries the calibrated camera's levels and lens shading, and the untrained
+    # network is the calibrated inverse: the engine's output is the same DN for DN.
     run = _run_folder(tmp_path)
     card = zoo.load_card(run / "model.json")
+    calibrated = zoo.load_card(zoo.models_dir() / "calibrated-p20.json")
     assert card.contract.full_frame and card.arch == "global"
-    assert (card.contract.black_level, card.contract.white_level) == (60.0, 1020.0)
-    loaded = load_model(run, camera="p20")
+    assert (card.contract.black_level, card.contract.white_level) == (
+        calibrated.contract.black_level, calibrated.contract.white_level)
+    assert card.shading == calibrated.shading and card.shading is not None
     rgb = np.random.default_rng(0).random((40, 64, 3), dtype=np.float32)
-    dn = infer_image(rgb, loaded, RunSettings(tile=-1))
+    dn = infer_image(rgb, load_model(run, camera="p20"), RunSettings(tile=-1))
+    expected = infer_image(rgb, load_model("calibrated-p20", camera="p20"), RunSettings(tile=-1))
     assert dn.shape == (20, 32, 4) and dn.dtype == np.uint16
-    assert dn.min() >= 60 and dn.max() <= 1020
+    assert np.array_equal(dn, expected)
 
 
 def test_bundling_writes_a_named_card_with_the_reported_score_and_never_overwrites(
@@ -53,3 +58,26 @@ def test_bundling_writes_a_named_card_with_the_reported_score_and_never_overwrit
     assert (models / "learned-p20.onnx").read_bytes() == (run / "model.onnx").read_bytes()
     with pytest.raises(Rgb2RawError, match="already exists"):
         learned_recipe.bundle(run, models, reported)
+
+
+def test_republishing_a_run_rebuilds_the_same_graph_from_its_weights(tmp_path: Path) -> None:
+    import torch
+
+    from rgb2raw.train.checkpoint import save_checkpoint
+
+    recipe = learned_recipe.Recipe(camera="s7")
+    kwargs = learned_recipe.net_kwargs(recipe)
+    model = build_model("global", kwargs).eval()
+    with torch.no_grad():
+        for p in model.mlp.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    run = tmp_path / "run"
+    run.mkdir()
+    save_checkpoint(run / "best.pt", {"state_dict": model.state_dict(),
+                                      "config": {"net_kwargs": kwargs}})
+    learned_recipe.publish(run, model, recipe)
+    (run / "recipe.json").write_text(json.dumps({"recipe": asdict(recipe)}), encoding="utf-8")
+    first = (run / "model.onnx").read_bytes()
+    (run / "model.onnx").unlink()
+    learned_recipe.republish(run)
+    assert (run / "model.onnx").read_bytes() == first

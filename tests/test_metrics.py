@@ -1,4 +1,8 @@
-"""Parity of rgb2raw.metrics with a straightforward scipy re-implementation of the official scorer."""
+"""Parity of rgb2raw.metrics with a straightforward scipy re-implementation of the official scorer.
+
+Every test runs twice: through the C extension rgb2raw._ssim (skipped where it is not built)
+and through the OpenCV path that replaces it.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,17 @@ official_reference = pytest.importorskip("official_reference")  # needs scipy (t
 from rgb2raw import metrics  # noqa: E402
 
 SCALE = 1024.0
+
+
+@pytest.fixture(autouse=True, params=["native", "opencv"])
+def metrics_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "native":
+        if metrics._native_module is None:
+            pytest.skip("the C extension rgb2raw._ssim is not built")
+        monkeypatch.setattr(metrics, "native", metrics._native_module)
+    else:
+        monkeypatch.setattr(metrics, "native", None)
+    return str(request.param)
 
 
 def _pair(rng: np.random.Generator, shape: tuple[int, ...] = (40, 36, 4), noise: float = 20.0):
@@ -111,3 +126,61 @@ def test_any_channel_count_matches_reference(channels: int) -> None:
     rng = np.random.default_rng(channels)
     pred, gt = _pair(rng, (24, 26, channels), noise=12.0)
     assert metrics.ssim(pred, gt, data_range=SCALE) == pytest.approx(_reference(pred, gt)[1], abs=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(11, 11, 4), (11, 40), (40, 11, 2), (13, 97, 4), (64, 12, 1)])
+def test_smallest_and_lopsided_shapes_match_reference(shape: tuple[int, ...]) -> None:
+    """The crop leaves 1 pixel at 11: every border reflection is exercised."""
+    rng = np.random.default_rng(sum(shape))
+    pred, gt = _pair(rng, shape, noise=40.0)
+    ref_psnr, ref_ssim = _reference(pred[..., None] if pred.ndim == 2 else pred,
+                                    gt[..., None] if gt.ndim == 2 else gt)
+    assert metrics.psnr(pred, gt, data_range=SCALE) == pytest.approx(ref_psnr, abs=1e-9)
+    assert metrics.ssim(pred, gt, data_range=SCALE) == pytest.approx(ref_ssim, abs=1e-12)
+
+
+def test_views_fractional_values_and_a_16_bit_white_level() -> None:
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 65536, (50, 60, 4)).astype(np.uint16)
+    noisy = np.clip(base + rng.normal(0, 900, base.shape), 0, 65535).astype(np.uint16)
+    pred, gt = noisy[::2, 5:45], base[::2, 5:45]  # not contiguous
+    x, y = pred.astype(float) / 65535, gt.astype(float) / 65535
+    assert metrics.psnr(pred, gt, data_range=65535) == pytest.approx(
+        official_reference.psnr(x, y), abs=1e-9)
+    assert metrics.ssim(pred, gt, data_range=65535) == pytest.approx(
+        official_reference.ssim(x, y), abs=1e-12)
+    fractional = gt.astype(np.float64) / 65535 + rng.normal(0, 1e-3, gt.shape)
+    assert metrics.ssim(fractional, y) == pytest.approx(
+        official_reference.ssim(fractional, y), abs=1e-12)
+
+
+def test_threads_score_concurrently_and_correctly() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(9)
+    pairs = [_pair(rng, (30, 34, 4), noise=n) for n in (2.0, 20.0, 200.0, 60.0)]
+    expected = [_reference(p, g)[1] for p, g in pairs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda pair: metrics.ssim(*pair, data_range=SCALE), pairs * 3))
+    np.testing.assert_allclose(got, expected * 3, rtol=0, atol=1e-12)
+
+
+def test_extension_refuses_inconsistent_arguments(metrics_path: str) -> None:
+    if metrics_path != "native":
+        pytest.skip("a check of the C extension itself")
+    module = metrics._native_module
+    assert module is not None
+    image = np.zeros((12, 12, 4), np.uint16)
+    kernel, c1, c2 = metrics._HALF_KERNEL, 1.0, 1.0
+    with pytest.raises(ValueError, match="kind"):
+        module.ssim(image, image, "f", 12, 12, 4, kernel, c1, c2)
+    with pytest.raises(ValueError, match="sizes"):
+        module.ssim(image, image, "H", 12, 12, 3, kernel, c1, c2)
+    with pytest.raises(ValueError, match="sizes"):
+        module.ssim(image, image[:6], "H", 12, 12, 4, kernel, c1, c2)
+    with pytest.raises(ValueError, match="small"):
+        module.ssim(image[:10], image[:10], "H", 10, 12, 4, kernel, c1, c2)
+    with pytest.raises(ValueError, match="differ"):
+        module.squared_error(image, image[:6], "H")
+    with pytest.raises(ValueError, match="contiguous"):  # numpy refuses the buffer
+        module.squared_error(image[:, ::2], image[:, ::2], "H")

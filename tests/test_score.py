@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 official_reference = pytest.importorskip("official_reference")
 
-from rgb2raw import scoring  # noqa: E402
+from rgb2raw import metrics, scoring  # noqa: E402
 from rgb2raw.cli import app  # noqa: E402
 from rgb2raw.errors import Rgb2RawError  # noqa: E402
 
@@ -57,7 +57,13 @@ def _assert_matches_reference(result: scoring.ScoreResult, pred: Path, gt: Path)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_scores_match_reference(pairs: tuple[Path, Path], workers: int) -> None:
+@pytest.mark.parametrize("path", ["native", "opencv"])
+def test_scores_match_reference(pairs: tuple[Path, Path], workers: int, path: str,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the C extension (where built) and through OpenCV, on one thread and two."""
+    if path == "native" and metrics._native_module is None:
+        pytest.skip("the C extension rgb2raw._ssim is not built")
+    monkeypatch.setattr(metrics, "native", metrics._native_module if path == "native" else None)
     result = scoring.score(*pairs, workers=workers)
     _assert_matches_reference(result, *pairs)
     assert {s.stem: s.psnr for s in result.per_image}["a_identical"] == 999.0
@@ -293,9 +299,56 @@ def test_the_score_command_imports_no_pydantic_torch_or_scipy(pairs: tuple[Path,
             f"sys.argv = ['rgb2raw', 'score', {str(pairs[0])!r}, {str(pairs[1])!r}, '--top', '0']\n"
             "from rgb2raw.cli import main\n"
             "try:\n    main()\nexcept SystemExit as stop:\n    assert not stop.code, stop.code\n"
-            "print(sorted(m for m in ('pydantic', 'torch', 'onnxruntime', 'scipy', 'PIL')"
-            " if m in sys.modules))\n")
+            "print(sorted(m for m in ('pydantic', 'torch', 'onnxruntime', 'scipy', 'PIL', 'rich')"
+            " if m in sys.modules))\n"
+            # With the C extension OpenCV is not needed either (the fixture's float32
+            # prediction included).
+            "from rgb2raw import metrics\n"
+            "print(metrics.native is not None and 'cv2' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("mean PSNR") and lines[-1] == "[]"
+    assert lines[0].startswith("mean PSNR") and lines[-2:] == ["[]", "False"]
+
+
+@pytest.mark.parametrize("delay", [0.0, 1e9])
+def test_progress_bar_only_once_scoring_has_taken_the_delay(tmp_path: Path, delay: float,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal the bar (and rich) waits PROGRESS_DELAY_S: quick runs never draw it."""
+    import contextlib
+    from collections.abc import Iterator
+
+    from rgb2raw import progress
+    from rgb2raw.cli import score as score_cli
+
+    updates: list[tuple[int, int]] = []
+    opened: list[str] = []
+
+    class Recorder(progress.Bars):
+        def update(self, task: int, **changes: object) -> None:
+            updates.append((changes["completed"], changes["total"]))  # type: ignore[arg-type]
+
+    @contextlib.contextmanager
+    def fake_bars(style: progress.Style = "count", **_: object) -> Iterator[progress.Bars]:
+        opened.append(style)
+        yield Recorder(None)
+
+    monkeypatch.setattr(progress, "is_enabled", lambda: True)
+    monkeypatch.setattr(progress, "bars", fake_bars)
+    monkeypatch.setattr(score_cli, "PROGRESS_DELAY_S", delay)
+    count = score_cli.PROGRESS_MIN_IMAGES + 4
+    rng = np.random.default_rng(2)
+    for folder in ("pred", "gt"):
+        (tmp_path / folder).mkdir()
+    for index in range(count):
+        gt = rng.integers(0, 1025, (12, 12, 4)).astype(np.uint16)
+        np.save(tmp_path / "gt" / f"{index}.npy", gt)
+        np.save(tmp_path / "pred" / f"{index}.npy", gt)
+    run = CliRunner().invoke(app, ["score", str(tmp_path / "pred"), str(tmp_path / "gt"),
+                                   "--workers", "1"])
+    assert run.exit_code == 0, run.output
+    if delay:
+        assert opened == [] and updates == []
+    else:
+        assert opened == ["count"]
+        assert updates[0] == (1, count) and updates[-1] == (count, count)

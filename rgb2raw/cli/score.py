@@ -2,10 +2,11 @@
 
 stdout: the worst images (10 unless --top/--all say otherwise) and, as its last line, the
 means; or, with `--json -` / `--csv -`, that document alone. stderr: a progress bar for large
-sets (on a terminal, not under -q) and warnings. Exit 1 on bad input, 2 on usage mistakes.
+sets that take over a second (on a terminal, not under -q) and warnings. Exit 1 on bad input, 2 on usage mistakes.
 
-Only light modules are imported at the top: numpy and OpenCV load when the command runs,
-so `rgb2raw --help` does not pay for them. Output files are checked before any scoring,
+Only light modules are imported at the top: numpy (and OpenCV, only where the C extension
+rgb2raw._ssim is not built) load when the command runs, so `rgb2raw --help` does not pay for
+them. Output files are checked before any scoring,
 and the results are printed before they are written, so a failed write loses nothing.
 """
 
@@ -17,6 +18,7 @@ import logging
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rgb2raw.cli")
 PROGRESS_MIN_IMAGES = 50  # smaller sets finish before a bar is worth drawing
+# A bar appears once scoring has taken this long: the usual set (480 pairs) finishes sooner,
+# and then rich, whose import alone costs a tenth of such a run, is never imported.
+PROGRESS_DELAY_S = 1.0
 DEFAULT_TOP = 10
 STDOUT = "-"
 
@@ -160,20 +165,32 @@ def score(
     _check_output(json_path, overwrite, "--json")
     _check_output(csv_path, overwrite, "--csv")
 
-    from rgb2raw import scoring  # numpy and OpenCV: only now that there is work
+    from rgb2raw import metrics, scoring  # numpy (and OpenCV, if needed): only now
     from rgb2raw.raw import CHALLENGE_WHITE_LEVEL
 
-    with progress.bars("count") as bars:
-        task = bars.task("score") if bars.live else 0
+    if metrics.native is None:
+        log.info("the C extension rgb2raw._ssim is not built: SSIM runs through OpenCV, "
+                 "about 2.5x slower (reinstall with a C compiler to build it)")
+
+    with contextlib.ExitStack() as stack:
+        started = time.monotonic()
+        shown: list[tuple[progress.Bars, int]] = []  # the bar, once it is drawn
 
         def advance(done: int, total: int) -> None:
-            if total >= PROGRESS_MIN_IMAGES:
-                bars.update(task, completed=done, total=total)
+            if total < PROGRESS_MIN_IMAGES:
+                return
+            if not shown:
+                if time.monotonic() - started < PROGRESS_DELAY_S:
+                    return
+                bars = stack.enter_context(progress.bars("count"))
+                shown.append((bars, bars.task("score")))
+            bars, task = shown[0]
+            bars.update(task, completed=done, total=total)
 
         result = scoring.score(pred, gt, white_level=white_level or CHALLENGE_WHITE_LEVEL,
                                allow_missing=allow_missing,
                                allow_multiple_folders=allow_multiple_folders, workers=workers,
-                               on_progress=advance if bars.live else None)
+                               on_progress=advance if progress.is_enabled() else None)
     if result.missing:
         log.warning("%d ground-truth files have no prediction (not scored): %s",
                     len(result.missing), ", ".join(result.missing[:8]))

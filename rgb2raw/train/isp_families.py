@@ -1,84 +1,160 @@
 """A broad phone-camera simulation centred on a calibrated camera, organised in ISP families.
 
-A photo stands for a scene. `simulate` turns it into a (JPEG, RAW) pair in two halves:
+The centre is the bundled ``calibrated-<camera>`` model (`Centre`: its `InverseParams` and lens
+shading). A photo stands for a scene; `simulate` turns it into a (JPEG, RAW) pair in two halves:
 
 **Sensor** (the same for every family; what a real RAW records):
-- the photo is unprocessed to linear camera RGB (Brooks et al.'s inverse tone curve and sRGB
-  gamma, the camera's sRGB -> camera matrix), after a random power (photos differ in tone);
-- an illuminant along the warm-cool locus (with a little tint) colours the scene;
-- sensor auto exposure sets the RAW level: the *centre* is the calibrated camera (`CENTRES`:
-  the formula's output times gains measured on the real phone figures), and the RAW is brighter
-  than the centre for darker scenes and darker for brighter ones by a random share `alpha` of
-  the scene's log brightness relative to the real S7 figure's (phones neither fully normalise
-  nor ignore scene brightness), plus a random error, and is pulled down when the scene's
-  highlights would clip (HDR scenes get darker RAW);
-- shot + read noise of the camera profile at a log-uniform ISO, then 10-bit DN.
+- the photo, after a random power (photos differ in tone), is taken through the calibrated
+  inverse (its tables, matrix and gains): that is the scene's RAW at the centre, so a pair made
+  with every spread at zero is exactly what ``calibrated-<camera>`` predicts;
+- an illuminant along the warm-cool locus (with a little tint) moves the RAW's channel ratios
+  away from the calibrated white balance;
+- sensor auto exposure moves the RAW level away from the centre: brighter for darker scenes and
+  darker for brighter ones by a random share `alpha` of the scene's log brightness relative to
+  the real figure's (`REFERENCE_GREEN`: at that brightness the centre exposure is kept), plus a
+  random error, and pulled down when the scene's highlights would clip;
+- the calibrated lens shading (P20) darkens the view's corners, the view taken as a whole frame;
+- shot + read noise of the camera profile at a log-uniform ISO, then whole DN.
 
-**ISP** (what a phone makes of that RAW; the family's part): optional RAW-domain denoising,
-white balance that adapts only partly to the illuminant, digital gain undoing the sensor
-exposure (with an auto-exposure error), a demosaic, the colour matrix, the family's tone
-curve (global curves, or local tone mapping), saturation, sharpening, chroma or bilateral
-denoising, and JPEG at a quality in the family's range.
+**ISP** (what a phone makes of that RAW; the family's part): lens shading corrected, optional
+RAW denoising, a white balance that adapts only partly to the illuminant and a digital gain
+that undoes a share of the sensor exposure (with an error), a demosaic, then *the calibrated
+camera's forward*: its gains undone (highlight fade included), its matrix inverted, its tone
+tables inverted; the family's tone operator is a perturbation of that forward (`tone`):
+contrast and power, highlight roll-off, filmic and Reinhard-like curves blended in, local tone
+mapping; then saturation, sharpening, chroma or bilateral denoising, and JPEG.
 
 `FAMILIES` names the ISPs; `TRAIN_FAMILIES` / `HELD_OUT_FAMILIES` split them so that whole
-families (tone operator and pipeline) can be kept out of training and used only to evaluate.
-Everything is numpy + OpenCV and seeded by the caller's generator.
+families (a global and a local tone operator) are kept out of training and used only to
+evaluate. Everything is numpy + OpenCV and seeded by the caller's generator.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import cv2
 import numpy as np
 
 from rgb2raw import bayer, isp
-from rgb2raw.cameras import CameraProfile, get_camera
-from rgb2raw.inverse import InverseParams
+from rgb2raw.cameras import get_camera
+from rgb2raw.inverse import InverseParams, table_levels
+from rgb2raw.shading import RadialShading
+from rgb2raw.train.isp_tones import TONES, apply_tone
 from rgb2raw.train.simulate import jpeg_roundtrip
 
 Demosaic = Literal["ea", "bilinear", "binning"]
 Denoise = Literal["none", "raw", "chroma", "bilateral"]
-Tone = Literal["brooks", "filmic", "reinhard", "gamma", "aces", "local"]
+
+#: Mean green of ``calibrated-<camera>``'s shading-free output on the real figure's JPEG, in
+#: [0, 1] above black (computed once from ../shared/data/real-pairs with
+#: benchmarks/real_pairs.py; S7 0.0811 against the real RAW's 0.0787): a scene that bright
+#: keeps the centre exposure.
+REFERENCE_GREEN: dict[str, float] = {"s7": 0.0811, "p20": 0.1098}
+# Headroom of the ISP's demosaic: digital gains above 1 must not clip before the tone curve.
+_DEMOSAIC_RANGE = 4.0
 
 
-@dataclass(frozen=True)
-class CameraCentre:
-    """The calibrated camera the simulation is centred on.
-
-    `gains` multiply the formula's (`InverseParams.from_camera`) linear R, G, B output: the
-    measured levels of the real figures (issue 9: S7, one global 0.39 reaches 31.6 dB on the
-    S7 figure; P20, per-channel gains 0.44, 0.52, 0.58 above the 60 DN pedestal reach 29.2 dB).
-    `reference_green` is the formula's mean green on the real S7 figure's JPEG (the real RAW's
-    mean green 0.079 / 0.39): a scene that bright gets exactly the centre exposure.
-    """
+@dataclass(frozen=True, eq=False)
+class Centre:
+    """The calibrated camera the simulation is centred on, with its forward (the inverse's
+    inverse)."""
 
     camera: str
-    gains: tuple[float, float, float]
-    reference_green: float = 0.2
+    params: InverseParams
+    shading: RadialShading | None = None
+    reference_green: float = 0.08
 
-    def inverse(self) -> InverseParams:
-        """The centre as a pixel-wise inverse ISP (the stand-in for the calibrated camera)."""
-        base = InverseParams.from_camera(get_camera(self.camera))
-        scale = np.asarray(self.gains, dtype=np.float32)
-        return InverseParams(tables=base.tables, matrix=base.matrix, gains=base.gains * scale,
-                             highlight_gains=base.highlight_gains * scale, knee=base.knee,
-                             black_level=base.black_level, white_level=base.white_level,
-                             info={"kind": "formula x measured gains", "camera": self.camera,
-                                   "gains": list(self.gains)})
+    @functools.cached_property
+    def _strict_tables(self) -> np.ndarray:
+        # np.interp needs increasing sample points: lift flat stretches by a negligible ramp.
+        ramp = np.arange(self.params.tables.shape[1], dtype=np.float64) * 1e-12
+        return self.params.tables.astype(np.float64) + ramp
+
+    def forward_tone(self, linear: np.ndarray) -> np.ndarray:
+        """(..., 3) linear RGB -> encoded [0, 1]: each channel's table inverted."""
+        levels = table_levels()
+        x = np.asarray(linear, dtype=np.float64)
+        out = np.empty(x.shape, dtype=np.float32)
+        for c in range(3):
+            out[..., c] = np.interp(x[..., c], self._strict_tables[c], levels)
+        return out
+
+    def to_linear(self, camera: np.ndarray) -> np.ndarray:
+        """(..., 3) camera RGB -> linear RGB by the inverse matrix (clipped at 0)."""
+        inverse = np.linalg.inv(self.params.matrix.astype(np.float64)).astype(np.float32)
+        return np.clip(np.einsum("...c,dc->...d", camera, inverse), 0.0, None)
+
+    def undo_gains(self, raw3: np.ndarray) -> np.ndarray:
+        """(..., 3) gained camera RGB -> camera RGB: the gains and their highlight fade undone.
+
+        Below the knee the gain is constant; above it the gain depends on the result's own
+        mean, so that mean is found by bisection (it is monotone in the mean)."""
+        p = self.params
+        raw = np.asarray(raw3, dtype=np.float32)
+        camera = raw / p.gains
+        mean = camera.mean(axis=-1)
+        over = mean > p.knee
+        if np.any(over):
+            values = raw[over]
+            low = np.full(values.shape[0], p.knee, np.float32)
+            high = np.ones(values.shape[0], np.float32)
+            for _ in range(24):
+                mid = 0.5 * (low + high)
+                gain = self._gain(mid)
+                above = (values / gain).mean(axis=-1) > mid
+                low, high = np.where(above, mid, low), np.where(above, high, mid)
+            camera[over] = values / self._gain(high)
+        return np.clip(camera, 0.0, 1.0)
+
+    def _gain(self, mean: np.ndarray) -> np.ndarray:
+        p = self.params
+        weight = np.square(np.clip((mean - p.knee) / (1.0 - p.knee), 0.0, 1.0))[..., None]
+        return p.gains + weight * (p.highlight_gains - p.gains)
+
+    def shading_map(self, packed_shape: tuple[int, int]) -> np.ndarray:
+        """(h, w, 4) lens shading of a view taken as a whole frame (ones without shading)."""
+        if self.shading is None:
+            return np.ones((*packed_shape, 4), np.float32)
+        return np.asarray(self.shading.gain_map(packed_shape), dtype=np.float32)
+
+    def dn(self, packed01: np.ndarray) -> np.ndarray:
+        span = self.params.white_level - self.params.black_level
+        return np.clip(np.rint(self.params.black_level + packed01 * span),
+                       self.params.black_level, self.params.white_level).astype(np.float32)
+
+    def unit(self, raw_dn: np.ndarray) -> np.ndarray:
+        span = self.params.white_level - self.params.black_level
+        return np.clip((raw_dn - self.params.black_level) / span, 0.0, 1.0).astype(np.float32)
 
 
-CENTRES: dict[str, CameraCentre] = {
-    "s7": CameraCentre("s7", (0.39, 0.39, 0.39)),
-    "p20": CameraCentre("p20", (0.44, 0.52, 0.58)),
-}
+@functools.lru_cache(maxsize=4)
+def centre(camera: str) -> Centre:
+    """The bundled ``calibrated-<camera>`` model (models/) as a simulation centre."""
+    from rgb2raw.nets.build_defaults import load_calibration
+    from rgb2raw.zoo import models_dir
+
+    params, shading = load_calibration(models_dir() / f"calibrated-{camera}.npz")
+    return Centre(camera, params, shading, REFERENCE_GREEN.get(camera, 0.08))
+
+
+def flat_target(raw_dn: np.ndarray, where: Centre) -> np.ndarray:
+    """A simulated RAW in DN -> [0, 1] above black with the lens shading divided out (what a
+    model whose card carries the same shading must output)."""
+    return (where.unit(raw_dn) / where.shading_map(raw_dn.shape[:2])).astype(np.float32)
 
 
 @dataclass(frozen=True)
 class SensorRanges:
-    """Sensor-side priors shared by every family."""
+    """Sensor-side priors shared by every family.
+
+    Defaults: the scene-brightness auto-exposure model and spreads of the first learned
+    attempt (alpha 0.2-0.6, 0.25 EV unexplained, highlight headroom), now around the
+    calibrated gains. `ae_compensation` bounds the share of the sensor's exposure change the
+    ISP's digital gain undoes (1: the JPEG's brightness does not show it; 0: a fixed ISP)."""
 
     photo_gamma: tuple[float, float] = (0.85, 1.2)
     illuminant_sigma: float = 0.2  # log red gain ~ N(0, s); log blue moves -0.8x as far
@@ -87,6 +163,15 @@ class SensorRanges:
     exposure_sigma_ev: float = 0.25  # unexplained AE spread
     headroom: tuple[float, float] = (0.9, 1.3)  # the 99.5th percentile may reach this
     iso: tuple[float, float] = (50.0, 200.0)
+    ae_compensation: tuple[float, float] = (1.0, 1.0)
+
+    @classmethod
+    def still(cls, **changes: Any) -> SensorRanges:
+        """Every spread at zero (the centre), then `changes`."""
+        base = cls(photo_gamma=(1.0, 1.0), illuminant_sigma=0.0, tint_sigma=0.0,
+                   alpha=(0.0, 0.0), exposure_sigma_ev=0.0, headroom=(1e3, 1e3),
+                   iso=(50.0, 50.0))
+        return replace(base, **changes)
 
 
 @dataclass(frozen=True)
@@ -94,8 +179,8 @@ class IspFamily:
     """One phone ISP: its tone operator and the ranges of its other steps."""
 
     name: str
-    tone: Tone
-    tone_param: tuple[float, float]  # the operator's one free parameter (see `_tone`)
+    tone: str  # a key of `isp_tones.TONES`
+    tone_param: tuple[float, float]  # the operator's one free parameter
     demosaic: tuple[Demosaic, ...]
     denoise: tuple[Denoise, ...]
     sharpen: tuple[float, float]  # unsharp-mask amount
@@ -107,23 +192,28 @@ class IspFamily:
 
 
 FAMILIES: dict[str, IspFamily] = {f.name: f for f in (
-    # The formula's own forward model (smoothstep after sRGB), clean.
-    IspFamily("brooks", "brooks", (0.9, 1.1), ("ea",), ("none",), (0.0, 0.2), (1.0, 1.05),
-              (0.7, 0.95), 0.1, (85, 98)),
-    IspFamily("filmic", "filmic", (2.2, 3.6), ("bilinear", "ea"), ("chroma",), (0.2, 0.6),
+    # The calibrated camera itself (clean): the identity perturbation.
+    IspFamily("centre", "identity", (0.0, 0.0), ("ea",), ("none",), (0.0, 0.1), (1.0, 1.0),
+              (0.8, 1.0), 0.05, (88, 98)),
+    IspFamily("contrast", "contrast", (-0.5, 0.8), ("ea", "bilinear"), ("none", "chroma"),
+              (0.1, 0.5), (0.95, 1.15), (0.6, 0.95), 0.12, (80, 97)),
+    IspFamily("rolloff", "rolloff", (0.35, 0.75), ("ea",), ("raw", "none"), (0.2, 0.6),
+              (1.0, 1.1), (0.6, 0.9), 0.12, (78, 96)),
+    IspFamily("filmic", "filmic", (0.3, 0.8), ("bilinear", "ea"), ("chroma",), (0.2, 0.6),
               (1.0, 1.15), (0.6, 0.9), 0.15, (80, 95)),
-    IspFamily("reinhard", "reinhard", (0.8, 1.6), ("ea",), ("raw", "none"), (0.3, 0.8),
+    IspFamily("reinhard", "reinhard", (0.3, 0.9), ("ea", "binning"), ("raw", "none"), (0.3, 0.8),
               (0.95, 1.1), (0.6, 0.9), 0.15, (75, 95)),
-    IspFamily("gamma", "gamma", (2.0, 2.6), ("binning", "ea"), ("none", "chroma"), (0.5, 1.0),
-              (1.0, 1.2), (0.7, 0.95), 0.15, (85, 98)),
-    # Held out of training by default: their tone operators are seen only in evaluation.
-    IspFamily("aces", "aces", (0.45, 0.75), ("ea",), ("bilateral",), (0.4, 0.8), (1.05, 1.25),
+    IspFamily("shadowlift", "shadowlift", (0.08, 0.3), ("ea", "binning"), ("none", "chroma"),
+              (0.4, 0.9), (1.0, 1.2), (0.7, 0.95), 0.15, (82, 97)),
+    # Held out of training: their tone operators are seen only in evaluation.
+    IspFamily("aces", "aces", (0.4, 0.9), ("ea",), ("bilateral",), (0.4, 0.8), (1.05, 1.25),
               (0.6, 0.9), 0.15, (70, 92), iso=(50.0, 320.0)),
     IspFamily("local", "local", (0.5, 0.8), ("bilinear",), ("chroma", "bilateral"), (0.5, 1.0),
               (1.0, 1.2), (0.6, 0.9), 0.15, (80, 95), iso=(50.0, 320.0)),
 )}
 HELD_OUT_FAMILIES: tuple[str, ...] = ("aces", "local")
 TRAIN_FAMILIES: tuple[str, ...] = tuple(n for n in FAMILIES if n not in HELD_OUT_FAMILIES)
+assert all(f.tone in TONES for f in FAMILIES.values())
 
 
 @dataclass(frozen=True)
@@ -132,11 +222,11 @@ class PairSettings:
 
     family: str
     photo_gamma: float
-    illuminant: tuple[float, float, float]  # white-balance gains of the scene's light, G = 1
+    illuminant: tuple[float, float, float]  # RAW channel multipliers of the light, G = 1
     exposure_ev: float  # RAW level relative to the centre, in stops
     iso: float
-    awb_gains: tuple[float, float, float]
-    digital_ev: float
+    awb: tuple[float, float, float]  # what the ISP's white balance divided by, relative
+    digital_ev: float  # the ISP's exposure estimate (it divides by 2 ** this)
     demosaic: str
     denoise: str
     tone_param: float
@@ -156,34 +246,17 @@ def _log_uniform(rng: np.random.Generator, bounds: Sequence[float]) -> float:
     return float(np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]))))
 
 
-# ----------------------------------------------------------------------------- sensor half
+def sensor_exposure_ev(flat: np.ndarray, reference: float, alpha: float, error_ev: float,
+                       headroom: float) -> float:
+    """The RAW's level relative to the centre (stops): partial AE, error, highlight cap.
 
-
-def centre_white_balance(camera: CameraProfile, centre: CameraCentre) -> np.ndarray:
-    """The white-balance gains (G = 1) the centre implies: daylight gains / measured gains."""
-    gains = np.asarray(camera.wb_gains, np.float64) / np.asarray(centre.gains) * centre.gains[1]
-    return gains.astype(np.float32)
-
-
-def scene_linear(photo01: np.ndarray, camera: CameraProfile, gamma: float) -> np.ndarray:
-    """Photo (2H, 2W, 3) in [0, 1] -> linear camera RGB of the scene (before any light colour)."""
-    toned = np.power(np.clip(photo01, 0.0, 1.0), np.float32(gamma))
-    linear = isp.inverse_srgb_gamma(isp.inverse_tone_curve(toned))
-    return np.clip(isp.apply_ccm(linear, camera.rgb_to_cam), 0.0, 1.0)
-
-
-def sensor_exposure_ev(scene: np.ndarray, gain: float, reference: float, alpha: float,
-                       error_ev: float, headroom: float) -> float:
-    """The RAW's level relative to the centre (stops): partial AE, error, highlight cap."""
-    green = float(scene[..., 1].mean())
+    `flat` is the scene's RAW at the centre exposure, (..., 3) in [0, 1]."""
+    green = float(flat[..., 1].mean())
     ev = alpha * np.log2(reference / max(green, 1e-4)) + error_ev
-    top = float(np.percentile(scene.max(axis=-1), 99.5)) * gain
+    top = float(np.percentile(flat.max(axis=-1), 99.5))
     if top > 1e-6:
         ev = min(ev, float(np.log2(headroom / top)))
     return float(np.clip(ev, -3.0, 2.0))
-
-
-# ----------------------------------------------------------------------------- ISP half
 
 
 def demosaic(packed01: np.ndarray, method: str) -> np.ndarray:
@@ -204,49 +277,6 @@ def demosaic(packed01: np.ndarray, method: str) -> np.ndarray:
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., 0] * 0.2126 + rgb[..., 1] * 0.7152 + rgb[..., 2] * 0.0722
-
-
-def _hable(x: np.ndarray) -> np.ndarray:
-    a, b, c, d, e, f = 0.15, 0.50, 0.10, 0.20, 0.02, 0.30
-    return ((x * (a * x + c * b) + d * e) / (x * (a * x + b) + d * f)) - e / f
-
-
-def tone(linear: np.ndarray, kind: str, param: float) -> np.ndarray:
-    """Linear sRGB (>= 0) -> display-encoded [0, 1] by a tone operator with one parameter.
-
-    brooks: sRGB gamma then smoothstep, after a power `param`; filmic: Hable's curve at exposure
-    `param`; reinhard: extended Reinhard on luminance at key `param` (chroma kept); gamma: a power
-    1/`param` with a gentle S; aces: Narkowicz's ACES fit at exposure `param`; local: log
-    luminance split into a blurred base, compressed by `param`, and detail, then brooks.
-    """
-    x = np.clip(linear, 0.0, None).astype(np.float32)
-    if kind == "brooks":
-        out = isp.tone_curve(np.power(isp.srgb_gamma(np.clip(x, 0, 1)), np.float32(param)))
-    elif kind == "filmic":
-        out = isp.srgb_gamma(np.clip(_hable(x * param) / _hable(np.float32(11.2)), 0, 1))
-    elif kind == "reinhard":
-        lum = _luminance(x)[..., None] * np.float32(param)
-        white = np.float32(max(float(np.percentile(lum, 99.5)), 1.0))
-        mapped = lum * (1 + lum / (white * white)) / (1 + lum)
-        out = isp.srgb_gamma(np.clip(x * np.float32(param) * mapped / np.maximum(lum, 1e-6), 0, 1))
-    elif kind == "gamma":
-        y = np.power(np.clip(x, 0, 1), np.float32(1.0 / param))
-        out = y + 0.4 * y * (1 - y) * (y - 0.5)
-    elif kind == "aces":
-        v = x * np.float32(param) * 1.6
-        out = isp.srgb_gamma(np.clip((v * (2.51 * v + 0.03)) / (v * (2.43 * v + 0.59) + 0.14), 0, 1))
-    elif kind == "local":
-        lum = np.maximum(_luminance(x), 1e-5)
-        log_lum = np.log(lum)
-        sigma = 0.04 * max(x.shape[:2])
-        base = cv2.GaussianBlur(log_lum, (0, 0), sigmaX=sigma)
-        anchor = float(np.percentile(base, 70))
-        new_log = anchor + param * (base - anchor) + 1.15 * (log_lum - base)
-        ratio = np.exp(new_log - log_lum)[..., None]
-        out = isp.tone_curve(isp.srgb_gamma(np.clip(x * ratio, 0, 1)))
-    else:
-        raise ValueError(f"unknown tone operator {kind!r}")
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 def _saturate(rgb: np.ndarray, amount: float) -> np.ndarray:
@@ -271,57 +301,62 @@ def _denoise_output(rgb: np.ndarray, method: str) -> np.ndarray:
     return rgb
 
 
-# ----------------------------------------------------------------------------- one pair
-
-
 def simulate(photo: np.ndarray, camera_name: str, family: str | IspFamily,
-             rng: np.random.Generator, sensor: SensorRanges | None = None
-             ) -> tuple[np.ndarray, np.ndarray, PairSettings]:
+             rng: np.random.Generator, sensor: SensorRanges | None = None,
+             where: Centre | None = None) -> tuple[np.ndarray, np.ndarray, PairSettings]:
     """One (JPEG, RAW) pair from a photo through an ISP family (a name in `FAMILIES` or one).
 
-    `photo`: (2H, 2W, 3) uint8 sRGB, even sides. Returns the decoded JPEG (2H, 2W, 3) uint8,
-    the packed RGGB RAW (H, W, 4) as float32 whole DN within the camera's levels, and the
-    settings drawn.
+    `photo`: (2H, 2W, 3) uint8 sRGB, even sides. `where`: the centre (default: the bundled
+    ``calibrated-<camera_name>``). Returns the decoded JPEG (2H, 2W, 3) uint8, the packed RGGB
+    RAW (H, W, 4) as float32 whole DN within the centre's levels (lens shading included), and
+    the settings drawn.
     """
     if photo.ndim != 3 or photo.shape[2] != 3 or photo.shape[0] % 2 or photo.shape[1] % 2:
         raise ValueError(f"expected an (2H, 2W, 3) photo with even sides, got {photo.shape}")
     sensor = sensor or SensorRanges()
     family = FAMILIES[family] if isinstance(family, str) else family
-    camera, centre = get_camera(camera_name), CENTRES[camera_name]
-    gamma = _uniform(rng, sensor.photo_gamma)
-    scene = scene_linear(photo.astype(np.float32) / 255.0, camera, gamma)
+    where = where or centre(camera_name)
+    profile = get_camera(camera_name)
 
-    # The light's colour, as the white-balance gains that would neutralise it.
+    # Sensor: the scene's RAW at the centre, then light, exposure, shading, noise.
+    gamma = _uniform(rng, sensor.photo_gamma)
+    toned = np.power(photo.astype(np.float32) / np.float32(255.0), np.float32(gamma))
+    at_centre = where.params.camera_rgb(toned)
     shift = float(rng.normal(0.0, sensor.illuminant_sigma))
     tint = float(rng.normal(0.0, sensor.tint_sigma))
-    centre_wb = centre_white_balance(camera, centre)
-    light = centre_wb * np.array([np.exp(shift), 1.0, np.exp(-0.8 * shift + tint)], np.float32)
-    lit = isp.safe_inverse_gains(scene, [float(v) for v in light])
-    gain = float(centre.gains[1])
-    ev = sensor_exposure_ev(lit, gain, centre.reference_green, _uniform(rng, sensor.alpha),
+    light = np.array([np.exp(shift), 1.0, np.exp(-0.8 * shift + tint)], np.float32)
+    lit = at_centre * light
+    ev = sensor_exposure_ev(lit, where.reference_green, _uniform(rng, sensor.alpha),
                             float(rng.normal(0.0, sensor.exposure_sigma_ev)),
                             _uniform(rng, sensor.headroom))
-    clean = bayer.mosaic_rgb(np.clip(lit * np.float32(gain * 2.0**ev), 0.0, 1.0))
+    flat = bayer.mosaic_rgb(np.clip(lit * np.float32(2.0**ev), 0.0, 1.0))
+    shading = where.shading_map(flat.shape[:2])
     iso = _log_uniform(rng, family.iso or sensor.iso)
-    noisy = isp.add_noise(clean, camera, iso=iso, rng=rng)
-    raw_dn = np.clip(np.rint(isp.to_dn(noisy, camera)), camera.black_level,
-                     camera.white_level).astype(np.float32)
+    noisy = isp.add_noise(flat * shading, profile, iso=iso, rng=rng)
+    raw_dn = where.dn(noisy)
 
-    # The phone's ISP.
-    packed = isp.linearize(raw_dn, camera)
+    # The phone's ISP: shading, white balance and exposure corrected, then the calibrated
+    # forward, perturbed by the family's tone operator.
+    packed = where.unit(raw_dn) / shading
     denoise = str(rng.choice(family.denoise))
     if denoise == "raw":
         packed = cv2.GaussianBlur(packed, (0, 0), sigmaX=0.7)
     adaptation = _uniform(rng, family.awb_adaptation)
-    awb = centre_wb * (light / centre_wb) ** np.float32(adaptation)
-    awb = awb * np.exp(rng.normal(0.0, 0.02, size=3)).astype(np.float32)
+    awb = light ** np.float32(adaptation) * np.exp(rng.normal(0.0, 0.02, 3)).astype(np.float32)
     awb = (awb / awb[1]).astype(np.float32)
-    digital_ev = -np.log2(gain) - ev + float(rng.normal(0.0, family.ae_error_ev))
-    balanced = np.clip(isp.white_balance(packed, awb) * np.float32(2.0**digital_ev), 0.0, 1.0)
+    low, high = sensor.ae_compensation
+    compensation = low if low == high else _uniform(rng, (low, high))  # no draw when fixed
+    digital_ev = compensation * ev + float(rng.normal(0.0, family.ae_error_ev))
+    adjusted = isp.white_balance(packed, 1.0 / awb) * np.float32(2.0 ** -digital_ev)
     method = str(rng.choice(family.demosaic))
-    linear = np.clip(isp.apply_ccm(demosaic(balanced, method), camera.cam_to_rgb), 0.0, None)
+    gained = demosaic(adjusted / _DEMOSAIC_RANGE, method) * np.float32(_DEMOSAIC_RANGE)
+    linear = where.to_linear(where.undo_gains(np.minimum(gained, 1.0)))
+    # Values the digital gain pushed above the camera's range keep their headroom for the
+    # tone operator (a roll-off may bring them back).
+    over = np.maximum(gained - 1.0, 0.0) / where.params.gains
+    linear = linear + where.to_linear(over)
     tone_param = _uniform(rng, family.tone_param)
-    picture = tone(linear, family.tone, tone_param)
+    picture = apply_tone(family.tone, linear, tone_param, where.forward_tone, rng)
     saturation = _uniform(rng, family.saturation)
     picture = _saturate(picture, saturation)
     picture = _denoise_output(picture, denoise)
@@ -331,7 +366,7 @@ def simulate(photo: np.ndarray, camera_name: str, family: str | IspFamily,
     jpeg = jpeg_roundtrip(np.clip(np.rint(picture * 255.0), 0, 255).astype(np.uint8), quality)
     settings = PairSettings(
         family=family.name, photo_gamma=gamma, illuminant=tuple(float(v) for v in light),  # type: ignore[arg-type]
-        exposure_ev=ev, iso=iso, awb_gains=tuple(float(v) for v in awb),  # type: ignore[arg-type]
+        exposure_ev=ev, iso=iso, awb=tuple(float(v) for v in awb),  # type: ignore[arg-type]
         digital_ev=float(digital_ev), demosaic=method, denoise=denoise, tone_param=tone_param,
         sharpen=sharpen, saturation=saturation, jpeg_quality=quality)
     return jpeg, raw_dn, settings

@@ -6,9 +6,11 @@
 
 PHOTOS is the folder `benchmarks/fetch_photos.py` writes (its ``manifest.json`` says each
 photo's licence and split); only ``train`` photos with a licence are used. A fixed bank of
-pairs is simulated once (`rgb2raw.train.isp_families`, the families in `TRAIN_FAMILIES` only:
-the held-out families are never simulated here), then `GlobalReverseISP` is trained on it with
-Adam and a cosine schedule, in the camera's own RAW levels. ``RUN_DIR`` gets ``best.pt`` (a
+pairs is simulated once (`rgb2raw.train.isp_families`, centred on the bundled
+``calibrated-<camera>``, the families in `TRAIN_FAMILIES` only: the held-out families are never
+simulated here), then `GlobalReverseISP` (starting as ``calibrated-<camera>`` itself) is trained
+on it with AdamW and a cosine schedule, in the calibrated camera's RAW levels with its lens
+shading divided out (the card carries the same shading, which the engine applies). ``RUN_DIR`` gets ``best.pt`` (a
 checkpoint `rgb2raw.train.publish` reads), ``model.onnx`` and ``model.json`` (a card that says
 ``full_frame``), and ``recipe.json`` (the settings, the photos and their licences, the loss).
 Every random choice comes from ``--seed``.
@@ -28,9 +30,16 @@ from typing import Any
 import numpy as np
 
 from rgb2raw._atomic import atomic_write
-from rgb2raw.cameras import get_camera
 from rgb2raw.rgb import read_rgb
-from rgb2raw.train.isp_families import CENTRES, TRAIN_FAMILIES, random_view, simulate
+from rgb2raw.train.isp_families import (
+    REFERENCE_GREEN,
+    TRAIN_FAMILIES,
+    SensorRanges,
+    centre,
+    flat_target,
+    random_view,
+    simulate,
+)
 from rgb2raw.zoo.cards import ModelCard, ModelFile, Reported
 
 MANIFEST = "manifest.json"
@@ -52,6 +61,8 @@ class Recipe:
     seed: int = 0
     threads: int = 1
     net_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Overrides of `isp_families.SensorRanges` for the training bank (lists for tuples).
+    sensor: dict[str, Any] = field(default_factory=dict)
 
 
 def training_photos(photos_dir: Path) -> list[dict[str, Any]]:
@@ -62,25 +73,26 @@ def training_photos(photos_dir: Path) -> list[dict[str, Any]]:
 
 def make_bank(photos: list[np.ndarray], recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
     """(JPEGs uint8 (N, H, W, 3), RAW normalised float32 (N, H/2, W/2, 4)) of the bank."""
-    camera = get_camera(recipe.camera)
+    where = centre(recipe.camera)
+    overrides: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in recipe.sensor.items()}
+    sensor = SensorRanges(**overrides)
     rng = np.random.default_rng([recipe.seed, 1])
     jpegs, raws = [], []
-    span = camera.white_level - camera.black_level
     for index in range(len(photos) * recipe.views_per_photo):
         photo = photos[index % len(photos)]
         family = recipe.families[(index // len(photos)) % len(recipe.families)]
         view = random_view(photo, rng, recipe.view)
         if rng.uniform() < 0.5:  # portrait views too
             view = np.ascontiguousarray(random_view(photo, rng, recipe.view[::-1]).transpose(1, 0, 2))
-        jpeg, raw_dn, _ = simulate(view, recipe.camera, family, rng)
+        jpeg, raw_dn, _ = simulate(view, recipe.camera, family, rng, sensor, where=where)
         jpegs.append(jpeg)
-        raws.append(((raw_dn - camera.black_level) / span).astype(np.float32))
+        raws.append(flat_target(raw_dn, where))
     return np.stack(jpegs), np.stack(raws)
 
 
 def net_kwargs(recipe: Recipe) -> dict[str, Any]:
-    return {"camera": recipe.camera, "centre_gains": list(CENTRES[recipe.camera].gains),
-            **recipe.net_kwargs}
+    return {"camera": recipe.camera, **recipe.net_kwargs}
 
 
 def train(photos_dir: Path, run_dir: Path, recipe: Recipe, *, log: Any = sys.stderr) -> dict[str, Any]:
@@ -89,7 +101,7 @@ def train(photos_dir: Path, run_dir: Path, recipe: Recipe, *, log: Any = sys.std
 
     from rgb2raw.train.checkpoint import build_model, save_checkpoint
 
-    camera = get_camera(recipe.camera)
+    params = centre(recipe.camera).params
     torch.manual_seed(recipe.seed)
     torch.set_num_threads(recipe.threads)
     entries = training_photos(photos_dir)
@@ -135,7 +147,7 @@ def train(photos_dir: Path, run_dir: Path, recipe: Recipe, *, log: Any = sys.std
               "net_kwargs": kwargs, "crop": recipe.view[0], "batch_size": recipe.batch_size,
               "lr": recipe.lr, "seed": recipe.seed,
               # targets are normalised between the camera's own levels
-              "black_level": camera.black_level, "white_level": camera.white_level}
+              "black_level": params.black_level, "white_level": params.white_level}
     save_checkpoint(run_dir / "best.pt", {"state_dict": model.state_dict(), "config": config,
                                           "metrics": {"epoch": 1, "steps": step}})
     summary = {"recipe": asdict(recipe), "steps": step, "bank_pairs": int(len(jpegs)),
@@ -152,26 +164,50 @@ def train(photos_dir: Path, run_dir: Path, recipe: Recipe, *, log: Any = sys.std
 def publish(run_dir: Path, model: Any, recipe: Recipe) -> None:
     """Export ``model.onnx`` and write ``model.json`` (the "global" contract: full frame, the
     camera's own levels)."""
-    from rgb2raw.nets.export import export_onnx
+    from rgb2raw.nets.globalnet_graph import export_graph
     from rgb2raw.train.publish import graph_bytes_per_pixel
     from rgb2raw.zoo.cards import file_entry, write_card
 
-    onnx_path = export_onnx(model, run_dir / "model.onnx", example_hw=(64, 64))
+    onnx_path = export_graph(model, run_dir / "model.onnx")
     card = learned_card("model", recipe, file_entry(onnx_path, "onnx"),
                         graph_bytes_per_pixel(onnx_path))
     write_card(run_dir / "model.json", card)
 
 
+def _recipe_of(run_dir: Path) -> Recipe:
+    summary = json.loads((run_dir / "recipe.json").read_text(encoding="utf-8"))
+    settings = dict(summary["recipe"])
+    settings["view"] = tuple(settings["view"])
+    return Recipe(**settings)
+
+
+def republish(run_dir: Path) -> Path:
+    """Rebuild a run's ``model.onnx`` and ``model.json`` from its ``best.pt`` (the graph is a
+    function of the weights alone, so this is how a bundled graph is reproduced)."""
+    from rgb2raw.train.checkpoint import build_model, read_checkpoint
+
+    payload = read_checkpoint(run_dir / "best.pt")
+    model = build_model("global", payload["config"]["net_kwargs"])
+    model.load_state_dict(payload["state_dict"], strict=True)
+    publish(run_dir, model.eval(), _recipe_of(run_dir))
+    return run_dir / "model.onnx"
+
+
 def learned_card(name: str, recipe: Recipe, onnx_file: ModelFile, bytes_per_pixel: int | None,
                  reported: Reported | None = None, card: str | None = None) -> ModelCard:
-    """The card of a learned run: the "global" architecture's contract (full frame, the
-    camera's levels) plus what the run measured."""
+    """The card of a learned run: the "global" architecture's contract (full frame) with the
+    calibrated camera's levels and lens shading, plus what the run measured."""
+    where = centre(recipe.camera)
     return ModelCard(
         name=name, camera=recipe.camera, arch="global",
-        description=("calibrated inverse ISP corrected per image from global statistics "
-                     "(GlobalReverseISP), trained on simulated phone ISPs "
-                     f"({', '.join(recipe.families)}) from a licensed photo corpus"),
-        files=(onnx_file,), bytes_per_pixel=bytes_per_pixel,
+        description=(f"calibrated-{recipe.camera} corrected per image from global statistics "
+                     "(GlobalReverseISP: per-colour gain and tone-table correction), trained on "
+                     f"phone ISPs simulated around it ({', '.join(recipe.families)}) from a "
+                     "licensed photo corpus"
+                     + ("; lens shading by frame position" if where.shading is not None else "")),
+        files=(onnx_file,), bytes_per_pixel=bytes_per_pixel, full_frame=True,
+        black_level=where.params.black_level, white_level=where.params.white_level,
+        shading=None if where.shading is None else where.shading.to_dict(),
         source="python -m rgb2raw.train.learned_recipe (rgb2raw)",
         license=("MIT (rgb2raw); trained on photos under CC-BY-4.0, CC-BY-SA-4.0, CC0-1.0, "
                  "GPL-2+ and public domain (see the model card)"),
@@ -186,10 +222,7 @@ def bundle(run_dir: Path, models_dir: Path, reported: dict[str, Any] | None, *,
     from rgb2raw.errors import Rgb2RawError
     from rgb2raw.zoo.cards import file_entry, load_card, write_card
 
-    summary = json.loads((run_dir / "recipe.json").read_text(encoding="utf-8"))
-    settings = dict(summary["recipe"])
-    settings["view"] = tuple(settings["view"])
-    recipe = Recipe(**settings)
+    recipe = _recipe_of(run_dir)
     local = load_card(run_dir / "model.json")
     name = f"learned-{recipe.camera}"
     target, card_path = models_dir / f"{name}.onnx", models_dir / f"{name}.json"
@@ -208,20 +241,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("photos", type=Path)
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--camera", required=True, choices=tuple(CENTRES))
+    parser.add_argument("--camera", required=True, choices=tuple(REFERENCE_GREEN))
     parser.add_argument("--minutes", type=float, default=12.0)
     parser.add_argument("--max-steps", type=int, default=4000)
     parser.add_argument("--views-per-photo", type=int, default=48)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dilations", type=int, nargs="+", default=[1],
-                        help="the local branch's 3x3 layers (one layer: a single 3x3 step)")
+    parser.add_argument("--knots", type=int, default=12,
+                        help="knots of the per-image tone-table correction")
+    parser.add_argument("--hidden", type=int, default=64, help="width of the MLP")
+    parser.add_argument("--alpha", type=float, nargs=2, metavar=("LO", "HI"),
+                        help="share of scene brightness the sensor AE leaves in the RAW "
+                             "(default: SensorRanges')")
+    parser.add_argument("--ae-compensation", type=float, nargs=2, metavar=("LO", "HI"),
+                        help="share of the sensor exposure the ISP undoes (default: 1 1)")
     parser.add_argument("--bundle", type=Path, metavar="MODELS_DIR",
                         help="do not train: copy RUN_DIR into MODELS_DIR as learned-<camera>, "
                              "with the mean held-out score of --quality")
     parser.add_argument("--quality", type=Path, help="bench_quality.py's quality.json")
+    parser.add_argument("--republish", action="store_true",
+                        help="do not train: rebuild RUN_DIR's model.onnx and model.json from "
+                             "its best.pt")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
+    if args.republish:
+        print(republish(args.run_dir))
+        return 0
     if args.bundle is not None:
         reported = None
         if args.quality is not None:
@@ -236,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     recipe = Recipe(camera=args.camera, minutes=args.minutes, max_steps=args.max_steps,
                     views_per_photo=args.views_per_photo, threads=args.threads, seed=args.seed,
-                    net_kwargs={"dilations": list(args.dilations)})
+                    net_kwargs={"knots": args.knots, "hidden": args.hidden},
+                    sensor={k: list(v) for k, v in (("alpha", args.alpha),
+                                                     ("ae_compensation", args.ae_compensation))
+                            if v is not None})
     summary = train(args.photos, args.run_dir, recipe)
     print(json.dumps({k: summary[k] for k in ("steps", "bank_pairs", "train_seconds",
                                               "final_loss")}))
