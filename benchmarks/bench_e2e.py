@@ -19,8 +19,11 @@ Cases:
   thread adds), the parts of scoring per image and, when the C extension is built, scoring
   through the OpenCV path in-process are measured in the same run.
 - infer: `rgb2raw infer` (default model, or `--model NAME`) on four generated 12 MP photo-like
-  JPEGs (4032x3024) and on one, against benchmarks/baseline_decode_write.py (decode each JPEG
-  and write an output-sized uint16 .npy).
+  JPEGs (4032x3024) and on one, without --camera (the default camera) and with --camera p20
+  (lens shading) and s7, against benchmarks/baseline_decode_write.py (decode each JPEG and
+  write an output-sized uint16 .npy), all eight commands interleaved in one run; peak RSS of
+  each process; the model load time in fresh processes (default backend and --backend onnx);
+  and, second column, the same comparison in-process with the model loaded.
 - help: `rgb2raw --help` and `rgb2raw infer --help` against `python -c pass`, and the heavy
   modules `--help` imports (python -X importtime).
 
@@ -287,6 +290,107 @@ def bench_score(tmp: Path, pairs: int, repeats: int, env: dict[str, str]) -> dic
 
 # ----------------------------------------------------------------------------- infer
 
+#: Cameras of the infer case: None is no --camera (the default camera, generic); P20's
+#: calibrated model has lens shading, S7's has none.
+INFER_CAMERAS: tuple[str | None, ...] = (None, "p20", "s7")
+
+LOAD_CODE = """
+import json, sys, time
+started = time.perf_counter()
+from rgb2raw import pipeline
+imported = time.perf_counter()
+camera, backend = sys.argv[1] or None, sys.argv[2]
+model = pipeline.load_model(sys.argv[3] or None, camera=camera, backend=backend)
+model.backend.ready()
+print(json.dumps({"import_s": imported - started, "load_s": time.perf_counter() - imported,
+                  "model": model.description}))
+"""
+
+
+def _fresh_rss(command: list[str], env: dict[str, str]) -> tuple[float, float, float | None]:
+    """(wall s, CPU s, peak RSS MiB or None) of one fresh process.
+
+    The peak comes from GNU time (``/usr/bin/time -f %M``), whose child starts from a small
+    process: Linux carries a process's peak RSS across fork and exec, so a command started
+    straight from this (large) benchmark process would report this process's peak instead.
+    """
+    import os
+    import subprocess
+
+    timer = Path("/usr/bin/time")
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
+        wrapped = ([str(timer), "-f", "%M", "-o", rss_file.name, *command] if timer.exists()
+                   else command)
+        start = time.perf_counter()
+        process = subprocess.Popen(wrapped, env=env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stderr = process.stderr.read().decode() if process.stderr else ""
+        _, status, usage = os.wait4(process.pid, 0)  # its own usage and its child's
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise SystemExit(f"benchmark command failed ({process.returncode}): "
+                             f"{' '.join(command)}\n{stderr.strip()}")
+        text = rss_file.read().strip().splitlines() if timer.exists() else []
+    peak = int(text[-1]) / 1024 if text and text[-1].isdigit() else None
+    return wall, usage.ru_utime + usage.ru_stime, peak
+
+
+def _camera_label(camera: str | None) -> str:
+    return f"--camera {camera}" if camera else "no --camera"
+
+
+def model_load(env: dict[str, str], model: str | None, repeats: int) -> list[dict[str, object]]:
+    """Engine import and model load (session creation included) in fresh processes, per
+    camera, with the default backend and with --backend onnx (ONNX Runtime's session)."""
+    rows = []
+    for camera in INFER_CAMERAS:
+        for backend in ("auto", "onnx"):
+            runs = []
+            for _ in range(repeats):
+                _, _, text = common.run_timed(
+                    [sys.executable, "-c", LOAD_CODE, camera or "", backend, model or ""],
+                    env=env, capture=True)
+                runs.append(json.loads(text))
+            rows.append({"camera": _camera_label(camera), "backend": backend,
+                         "model": runs[0]["model"],
+                         "import_median_s": round(common.median([r["import_s"] for r in runs]), 4),
+                         "load_median_s": round(common.median([r["load_s"] for r in runs]), 4)})
+    return rows
+
+
+def in_process_infer(jpegs: dict[str, Path], out: Path, model: str | None,
+                     repeats: int) -> dict[str, float]:
+    """Median seconds in-process, model loaded and warm: `batch.infer_paths` per camera and
+    the baseline's own loop (second column; start-up and model loading excluded)."""
+    import baseline_decode_write
+
+    from rgb2raw import batch, pipeline
+    from rgb2raw.cameras import get_camera
+
+    settings = batch.OutputSettings(overwrite=True)
+    cases = {}
+    for count, folder in jpegs.items():
+        files = sorted(folder.glob("*.jpg"))
+        target = out / f"inproc-base{count}"
+        target.mkdir(parents=True, exist_ok=True)
+        cases[f"baseline, {count}"] = (
+            lambda files=files, target=target: common.in_process(
+                lambda: [baseline_decode_write.decode_and_write(f, target) for f in files]))
+        for camera in INFER_CAMERAS:
+            loaded = pipeline.load_model(model, camera=camera)
+            loaded.backend.ready()
+            profile = get_camera(camera or loaded.card.camera)
+            cases[f"rgb2raw, {count}, {_camera_label(camera)}"] = (
+                lambda loaded=loaded, profile=profile, folder=folder, count=count: common.in_process(
+                    lambda: batch.infer_paths([folder], out / f"inproc{count}", loaded, profile,
+                                              out=settings)))
+    for case in cases.values():
+        case()  # warm-up
+    times = common.alternate(cases, repeats)
+    return {name: round(_median_wall(times, name), 4) for name in times}
+
+
 def bench_infer(tmp: Path, repeats: int, env: dict[str, str], model: str | None
                 ) -> dict[str, object]:
     import numpy as np
@@ -301,14 +405,15 @@ def bench_infer(tmp: Path, repeats: int, env: dict[str, str], model: str | None
     rgb2raw = common.console_script()
     baseline = [sys.executable, str(common.HERE / "baseline_decode_write.py")]
     model_args = ["--model", model] if model else []
-    commands = {
-        "rgb2raw infer, 4 x 12 MP": [rgb2raw, "infer", str(four), "-o", str(out / "ours4"),
-                                     *model_args],
-        "baseline, 4 x 12 MP": [*baseline, str(four), str(out / "base4")],
-        "rgb2raw infer, 1 x 12 MP": [rgb2raw, "infer", str(one / photos[0].name), "-o",
-                                     str(out / "ours1" / "photo_0.npy"), *model_args],
-        "baseline, 1 x 12 MP": [*baseline, str(one / photos[0].name), str(out / "base1")],
-    }
+    commands = {"baseline, 4 x 12 MP": [*baseline, str(four), str(out / "base4")],
+                "baseline, 1 x 12 MP": [*baseline, str(one / photos[0].name), str(out / "base1")]}
+    for camera in INFER_CAMERAS:
+        tag, camera_args = camera or "default", ["--camera", camera] if camera else []
+        commands[f"rgb2raw infer, 4 x 12 MP, {_camera_label(camera)}"] = [
+            rgb2raw, "infer", str(four), "-o", str(out / f"ours4-{tag}"), *model_args, *camera_args]
+        commands[f"rgb2raw infer, 1 x 12 MP, {_camera_label(camera)}"] = [
+            rgb2raw, "infer", str(one / photos[0].name), "-o",
+            str(out / f"ours1-{tag}" / "photo_0.npy"), *model_args, *camera_args]
 
     def fresh_outputs() -> None:
         shutil.rmtree(out, ignore_errors=True)
@@ -316,32 +421,56 @@ def bench_infer(tmp: Path, repeats: int, env: dict[str, str], model: str | None
 
     _log("infer: warm-up")
     fresh_outputs()
-    first = common.run_timed(commands["rgb2raw infer, 4 x 12 MP"], env=env, capture=True)
+    first_name = f"rgb2raw infer, 4 x 12 MP, {_camera_label(None)}"
+    first = common.run_timed(commands[first_name], env=env, capture=True)
     summary = [line.replace(str(tmp), "TMP") for line in first[2].strip().splitlines()]
     for name, command in commands.items():
-        if name != "rgb2raw infer, 4 x 12 MP":
+        if name != first_name:
             common.run_timed(command, env=env)
-    ours_shape = np.load(out / "ours4" / "photo_0.npy", mmap_mode="r").shape
+    ours_shape = np.load(out / "ours4-default" / "photo_0.npy", mmap_mode="r").shape
     base_shape = np.load(out / "base4" / "photo_0.npy", mmap_mode="r").shape
     if ours_shape != base_shape:
         raise SystemExit(f"baseline writes {base_shape}, rgb2raw {ours_shape}: not comparable")
 
-    _log(f"infer: {repeats} rounds")
-    results: dict[str, object] = {"model": model or "default", "input": "4032x3024 JPEG q95",
-                                  "output_shape": list(ours_shape),
-                                  "rgb2raw_stdout_first_run": summary[-3:]}
-    for label, pair in (("four", ("rgb2raw infer, 4 x 12 MP", "baseline, 4 x 12 MP")),
-                        ("one", ("rgb2raw infer, 1 x 12 MP", "baseline, 1 x 12 MP"))):
-        load = [common.load_average()]
-        times = common.alternate({name: (lambda c=commands[name]: _fresh(c, env)) for name in pair},
-                                 repeats, prepare=fresh_outputs)
-        load.append(common.load_average())
-        medians = [_median_wall(times, name) for name in pair]
-        cpus = [common.median(times[name]["cpu"]) for name in pair]
-        results[label] = {"times": _summary(times), "ratio": round(medians[0] / medians[1], 2),
-                          "cpu_ratio": round(cpus[0] / cpus[1], 2), "loadavg_before_after": load}
-    results["commands"] = {name: _shown(c, tmp) for name, c in commands.items()}
-    return results
+    _log(f"infer: {repeats} rounds of {len(commands)} commands")
+    load = [common.load_average()]
+    rss: dict[str, list[float | None]] = {name: [] for name in commands}
+
+    def case(name: str) -> tuple[float, float]:
+        wall, cpu, peak = _fresh_rss(commands[name], env)
+        rss[name].append(peak)
+        return wall, cpu
+
+    times = common.alternate({name: (lambda n=name: case(n)) for name in commands}, repeats,
+                             prepare=fresh_outputs)
+    load.append(common.load_average())
+    medians = {name: _median_wall(times, name) for name in commands}
+    cpus = {name: common.median(times[name]["cpu"]) for name in commands}
+    _log("infer: model load times (fresh processes)")
+    loads = model_load(env, model, repeats)
+    _log("infer: in-process (second column)")
+    inproc = in_process_infer({"4": four, "1": one}, out, model, repeats)
+    ratios = {}
+    for camera in INFER_CAMERAS:
+        label = _camera_label(camera)
+        ratios[label] = {
+            count: {"ratio": round(medians[f"rgb2raw infer, {count} x 12 MP, {label}"]
+                                   / medians[f"baseline, {count} x 12 MP"], 2),
+                    "cpu_ratio": round(cpus[f"rgb2raw infer, {count} x 12 MP, {label}"]
+                                       / cpus[f"baseline, {count} x 12 MP"], 2),
+                    "in_process_ratio": round(inproc[f"rgb2raw, {count}, {label}"]
+                                              / inproc[f"baseline, {count}"], 2)}
+            for count in ("4", "1")}
+    summary_times = _summary(times)
+    for name in commands:
+        peaks = [x for x in rss[name] if x is not None]
+        summary_times[name]["peak_rss_mib_median"] = (round(common.median(peaks), 1) if peaks
+                                                      else None)
+    return {"model": model or "default", "input": "4032x3024 JPEG q95",
+            "output_shape": list(ours_shape), "rgb2raw_stdout_first_run": summary[-3:],
+            "times": summary_times, "ratios": ratios, "in_process_s": inproc,
+            "model_load": loads, "loadavg_before_after": load,
+            "commands": {name: _shown(c, tmp) for name, c in commands.items()}}
 
 
 # ----------------------------------------------------------------------------- report
@@ -403,17 +532,31 @@ def markdown(record: dict) -> str:
     if "infer" in record:
         i = record["infer"]
         lines += [f"## infer: model {i['model']}, {i['input']}, output {i['output_shape']} uint16",
-                  "", "| what | median s | runs s | CPU s (median) |", "| --- | ---: | --- | ---: |"]
-        for label in ("four", "one"):
-            for name, v in i[label]["times"].items():
-                lines.append(f"| {name} | {v['median_s']:.3f} | "
-                             f"{', '.join(f'{x:.2f}' for x in v['runs_s'])} | {v['cpu_median_s']:.2f} |")
-        lines += ["",
-                  f"- **4 images: `rgb2raw infer` takes {i['four']['ratio']}x the decode + write "
-                  f"baseline's wall time; 1 image: {i['one']['ratio']}x.** CPU time: "
-                  f"{i['four']['cpu_ratio']}x and {i['one']['cpu_ratio']}x.",
-                  f"- Load average before/after: four {i['four']['loadavg_before_after']}, "
-                  f"one {i['one']['loadavg_before_after']}.",
+                  "", "| what | median s | runs s | CPU s (median) | peak RSS MiB |",
+                  "| --- | ---: | --- | ---: | ---: |"]
+        for name, v in i["times"].items():
+            peak = v["peak_rss_mib_median"]
+            lines.append(f"| {name} | {v['median_s']:.3f} | "
+                         f"{', '.join(f'{x:.2f}' for x in v['runs_s'])} | {v['cpu_median_s']:.2f} "
+                         f"| {'-' if peak is None else f'{peak:.0f}'} |")
+        lines += ["", "Whole command / baseline command (wall, median), CPU-time ratio, and the "
+                  "same comparison in-process (second column: model loaded and warm, "
+                  "`batch.infer_paths` against the baseline's own loop):", "",
+                  "| camera | 4 images | CPU | in-process | 1 image | CPU | in-process |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for label, r in i["ratios"].items():
+            lines.append(f"| {label} | **{r['4']['ratio']}x** | {r['4']['cpu_ratio']}x | "
+                         f"{r['4']['in_process_ratio']}x | **{r['1']['ratio']}x** | "
+                         f"{r['1']['cpu_ratio']}x | {r['1']['in_process_ratio']}x |")
+        lines += ["", "Model load in a fresh process (median; import of the engine, then "
+                  "`pipeline.load_model` until the backend is ready, ONNX Runtime's import and "
+                  "session included for --backend onnx):", "",
+                  "| camera | backend | model | engine import s | load s |",
+                  "| --- | --- | --- | ---: | ---: |"]
+        for row in i["model_load"]:
+            lines.append(f"| {row['camera']} | {row['backend']} | {row['model']} | "
+                         f"{row['import_median_s']:.3f} | {row['load_median_s']:.3f} |")
+        lines += ["", f"- Load average before/after the command rounds: {i['loadavg_before_after']}.",
                   "- Commands: " + "; ".join(f"`{c}`" for c in i["commands"].values()), ""]
     if "help" in record:
         h = record["help"]

@@ -346,7 +346,8 @@ def _onnx_from_module(module: object, *, size_multiple: int, device: Device, thr
 
 
 def resolve_backend(card: ModelCard, backend: BackendName) -> BackendName:
-    """`auto` made concrete: ONNX Runtime, except for a model that has only torch weights and
+    """`auto` made concrete: ONNX Runtime (or, on the CPU, `open_model`'s own evaluation of a
+    pixel-wise graph, `rgb2raw.nets.pixelwise`), except for a model that has only torch weights and
     whose architecture runs whole frames in bounded memory (`CardContract.frame_runner`, torch
     only): exported to ONNX, such a model would run its whole frame in one pass (MiAlgo's
     LiteISPNet_s: several GB on a P20 frame), so it runs on torch with its frame runner."""
@@ -382,7 +383,7 @@ def open_model(card: ModelCard, *, backend: BackendName = "auto", device: Device
 
     if backend not in BACKENDS:
         raise Rgb2RawError(None, f"unknown backend {backend!r}; choose auto, onnx or torch")
-    backend = resolve_backend(card, backend)
+    requested, backend = backend, resolve_backend(card, backend)
     if fp16 and backend != "torch":
         raise Rgb2RawError(None, "fp16 is only available with the torch backend on cuda")
     formats = {entry.format: entry for entry in reversed(card.files)}
@@ -393,9 +394,14 @@ def open_model(card: ModelCard, *, backend: BackendName = "auto", device: Device
     zoo.pull(card)
     contract = card.contract
     if backend == "onnx" and "onnx" in formats:
+        onnx_path = zoo.file_path(card, formats["onnx"])
+        if requested == "auto" and device == "cpu" and providers is None:
+            pixelwise = _pixelwise(onnx_path, card, threads)
+            if pixelwise is not None:
+                return pixelwise
         # A light model on the CPU spends the threads on tiles in parallel, one thread each.
         workers = tile_workers(contract.bytes_per_pixel, threads) if device == "cpu" else 1
-        session = OnnxBackend(zoo.file_path(card, formats["onnx"]), device=device,
+        session = OnnxBackend(onnx_path, device=device,
                               threads=1 if workers > 1 else threads, providers=providers,
                               light=is_light(contract.bytes_per_pixel), background=background)
         return LoadedModel(card, session, workers=workers)
@@ -412,6 +418,22 @@ def open_model(card: ModelCard, *, backend: BackendName = "auto", device: Device
                                               device=device, threads=threads,
                                               providers=providers, name=card.name)
     return LoadedModel(card, onnx_backend, _scratch=scratch)
+
+
+def _pixelwise(path: Path, card: ModelCard, threads: int) -> LoadedModel | None:
+    """The model as a `PixelwiseBackend` when its file is a pixel-wise graph of
+    `rgb2raw.nets.parametric_graph` (the same function, evaluated without ONNX Runtime and
+    faster on whole photos); None otherwise."""
+    if card.contract.rgb_range != 1 or card.contract.full_frame:
+        return None
+    from rgb2raw.nets.pixelwise import PixelwiseBackend, read_function
+
+    function = read_function(path)
+    if function is None:
+        return None
+    workers = max(1, threads if threads > 0 else (os.cpu_count() or 1))
+    return LoadedModel(card, PixelwiseBackend(function, workers=workers, name=card.name),
+                       workers=workers)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -85,6 +85,10 @@ class FileResult:
     error: Rgb2RawError | None = None
 
 
+#: An input file's image if it was decoded ahead of the run, else None (see `infer_paths`).
+EarlyDecode = Callable[[Path], "np.ndarray | None"]
+
+
 class BatchProgress(Protocol):
     """Receives the batch's size, then one result per input file (e.g. a progress bar)."""
 
@@ -155,10 +159,12 @@ class _Job:
     """How to decode, compute and write the files of one `infer_paths` call."""
 
     def __init__(self, model: LoadedModel, camera: CameraProfile, run: RunSettings,
-                 out: OutputSettings, max_pixels: int, output_for: Callable[[InputFile], Path]):
+                 out: OutputSettings, max_pixels: int, output_for: Callable[[InputFile], Path],
+                 early: EarlyDecode | None = None):
         self.model, self.camera, self.run, self.out = model, camera, run, out
         self.max_pixels = max_pixels
         self.output_for = output_for
+        self.early = early
 
     def existing(self, entry: InputFile) -> FileResult | None:
         """A skip or failure result when the output exists, else None (go ahead)."""
@@ -174,6 +180,9 @@ class _Job:
         """The image as decoded (uint8 for a JPEG): the engine converts it tile by tile."""
         from rgb2raw.rgb import read_rgb
 
+        decoded = None if self.early is None else self.early(entry.path)
+        if decoded is not None:  # decoded by the caller while the engine was loading
+            return decoded
         return read_rgb(entry.path, max_pixels=self.max_pixels, as_float=False)
 
     def decode(self, job: Job) -> list[_Unit]:
@@ -211,8 +220,9 @@ class _Job:
             return _Unit((entry,), problem=_describe(exc))
 
     def compute(self, unit: _Unit) -> list[np.ndarray]:
-        """The model's output for each file of `unit` (main thread)."""
-        from rgb2raw.pipeline import predict
+        """The model's output for each file of `unit` (main thread): model units, or uint16
+        DN already when no noise is to be added (`pipeline.predict_dn`)."""
+        from rgb2raw.pipeline import predict, predict_dn
         from rgb2raw.stitch import split_frame
 
         assert unit.image is not None
@@ -223,7 +233,8 @@ class _Job:
             side = self.camera.rgb_crop
             box = crop_box(unit.files[0].path.stem, unit.image.shape[:2],
                            self.camera.crop_grid, (side, side))
-        values = predict(unit.image, self.model, self.run, box=box)
+        infer = predict if self.out.noise else predict_dn
+        values = infer(unit.image, self.model, self.run, box=box)
         unit.image = None  # the decoded input is not needed any more
         if len(unit.files) == 1:
             return [values]
@@ -242,7 +253,9 @@ class _Job:
                 rng = np.random.default_rng(file_seed(self.out.seed, entry.rel))
                 values = add_camera_noise(values, contract, self.camera, iso=self.out.iso,
                                           rng=rng)
-            dn = quantise(values, contract, noisy=self.out.noise)
+                dn = quantise(values, contract, noisy=True)
+            else:  # quantised by `compute`
+                dn = values
             _write(target, dn, self.out, self.camera)
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
             return FileResult(entry.path, None, "failed", _describe(exc), error=_ours(exc))
@@ -281,13 +294,18 @@ def infer_paths(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
                 run: RunSettings | None = None, out: OutputSettings | None = None,
                 stitch: StitchMode = "auto", recursive: bool = False, pattern: str | None = None,
                 shard: tuple[int, int] = (0, 1), max_pixels: int = DEFAULT_MAX_PIXELS,
-                progress: BatchProgress | None = None) -> BatchReport:
+                progress: BatchProgress | None = None,
+                early_decode: EarlyDecode | None = None) -> BatchReport:
     """Run `model` on files and folders, writing one RAW per image under `output`.
 
     `output` is a folder mirroring the inputs' sub-folders, or, for a single input file, may
     be the output file itself (``.npy``/``.dng``). Failures are collected, not raised: the
     report lists them and every other file is still processed. Problems with the run as a
     whole (no inputs, a bad output path) raise `Rgb2RawError`.
+
+    `early_decode(path)` gives a file's image when the caller has decoded it already (with
+    ``read_rgb(path, max_pixels=max_pixels, as_float=False)``, e.g. while the model loaded),
+    else None; it may raise what that decoding raised.
     """
     from rgb2raw.pipeline import RunSettings
 
@@ -319,7 +337,7 @@ def infer_paths(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathL
     jobs = shard_jobs(jobs, *shard)
     if progress is not None:
         progress.start(sum(len(job.files) for job in jobs))
-    work = _Job(model, camera, run, out, max_pixels, output_for)
+    work = _Job(model, camera, run, out, max_pixels, output_for, early_decode)
     results: list[FileResult] = []
     # Each file's outcome in input order: a result, or the write that will produce it.
     outcomes: deque[FileResult | Future[FileResult]] = deque()
@@ -386,6 +404,7 @@ __all__ = [
     "WRITE_BEHIND",
     "BatchProgress",
     "BatchReport",
+    "EarlyDecode",
     "FileResult",
     "OutputFormat",
     "OutputSettings",

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rgb2raw import levels, tiling, tta
+from rgb2raw import levels, tiling
 from rgb2raw.backends import BackendName, Device, LoadedModel, TorchBackend, open_model
 from rgb2raw.cameras import CameraProfile
 from rgb2raw.errors import Rgb2RawError
+from rgb2raw.nets.pixelwise import PixelwiseBackend
 from rgb2raw.rgb import to_unit
 from rgb2raw.shading import FrameBox
 from rgb2raw.zoo import CardContract, ModelCard, resolve_model
@@ -92,6 +93,13 @@ def _frame_runner(model: LoadedModel) -> Callable[[np.ndarray], np.ndarray] | No
     return lambda batch: backend.run_frame(runner, batch)
 
 
+def _whole_picture(model: LoadedModel, settings: RunSettings) -> bool:
+    """Whether the model runs the whole decoded picture in one call (a pixel-wise backend;
+    tiles would give the same numbers, test-time augmentation would not)."""
+    return (isinstance(model.backend, PixelwiseBackend) and settings.tta == 1
+            and model.contract.rgb_range == 1)
+
+
 def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = None,
             *, on_tiles: Callable[[int], None] | None = None,
             box: FrameBox | None = None) -> np.ndarray:
@@ -112,6 +120,10 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
         raise Rgb2RawError(None, f"model {contract.name} depends on the frame position; "
                                  "test-time augmentation is not available for it")
     scale = np.float32(contract.rgb_range)
+    if _whole_picture(model, settings):
+        # A pixel-wise graph on the whole decoded picture, shading included: no tiles needed.
+        assert isinstance(model.backend, PixelwiseBackend)
+        return model.backend.predict_image(rgb, shading=contract.shading, box=box)
     runner = _frame_runner(model) if contract.full_frame else None
 
     def prepare(tile: np.ndarray, out: np.ndarray) -> None:
@@ -135,8 +147,12 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
                                   workers=model.workers, on_tiles=on_tiles,
                                   prepare=None if image.dtype.kind == "f" else prepare)
 
-    values = (tta.predict_tta(rgb, predict_one, settings.tta) if settings.tta > 1
-              else predict_one(rgb))
+    if settings.tta > 1:
+        from rgb2raw.tta import predict_tta
+
+        values = predict_tta(rgb, predict_one, settings.tta)
+    else:
+        values = predict_one(rgb)
     shading = contract.shading
     if shading is not None:
         # After the model, on the whole output: tiles and TTA never see the frame position.
@@ -152,6 +168,20 @@ def quantise(values: np.ndarray, contract: CardContract, *, noisy: bool = False)
     low = 0.0 if noisy else contract.low
     return levels.quantise(values, contract.levels, low=low, high=contract.white_level,
                            rounding=contract.rounding, name=contract.name)
+
+
+def predict_dn(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = None, *,
+               box: FrameBox | None = None) -> np.ndarray:
+    """``quantise(predict(...))``: packed uint16 DN without noise. A pixel-wise backend
+    quantises each strip as it makes it (the same `quantise`), so no whole-picture float
+    output is made."""
+    settings = settings or RunSettings()
+    contract = model.contract
+    if rgb.ndim == 3 and _whole_picture(model, settings):
+        assert isinstance(model.backend, PixelwiseBackend)
+        return model.backend.predict_image(rgb, shading=contract.shading, box=box,
+                                           quantise=lambda values: quantise(values, contract))
+    return quantise(predict(rgb, model, settings, box=box), contract)
 
 
 def add_camera_noise(values: np.ndarray, contract: CardContract, camera: CameraProfile, *,
@@ -178,9 +208,9 @@ def infer_image(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | Non
 
     `box`: where the image sits in its sensor frame (None: it is the whole frame).
     """
-    values = predict(rgb, model, settings, box=box)
     if not noise:
-        return quantise(values, model.contract)
+        return predict_dn(rgb, model, settings, box=box)
+    values = predict(rgb, model, settings, box=box)
     if camera is None or rng is None:
         raise ValueError("noise needs a camera profile and a random generator")
     noisy = add_camera_noise(values, model.contract, camera, iso=iso, rng=rng)
@@ -194,5 +224,6 @@ __all__ = [
     "infer_image",
     "load_model",
     "predict",
+    "predict_dn",
     "quantise",
 ]

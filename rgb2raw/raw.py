@@ -217,6 +217,8 @@ def to_uint16(raw: np.ndarray, *, max_value: int = UINT16_MAX) -> np.ndarray:
     """
     if np.issubdtype(raw.dtype, np.floating):
         return np.clip(np.rint(raw), 0, max_value).astype(np.uint16)
+    if raw.dtype == np.uint16 and max_value >= UINT16_MAX:
+        return raw  # every value fits: no check, no copy (what the engine hands the writer)
     if raw.size and (raw.min() < 0 or raw.max() > max_value):
         raise ValueError(f"integer RAW values span [{raw.min()}, {raw.max()}], outside [0, {max_value}]")
     return raw.astype(np.uint16)

@@ -31,6 +31,8 @@ from rgb2raw.errors import OutputExists, Rgb2RawError, unreadable
 log = logging.getLogger("rgb2raw")
 
 DEFAULT_MAX_PIXELS = 200_000_000
+#: OpenCV's flag for decoding to RGB order (None before OpenCV 4.10).
+_IMREAD_RGB: int | None = getattr(cv2, "IMREAD_COLOR_RGB", None)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 Orientation = Literal["ignore", "apply"]
 
@@ -175,14 +177,18 @@ def decode_rgb(data: bytes, *, name: str | os.PathLike[str] = "<bytes>",
         raise Rgb2RawError(
             name, f"{width}x{height} is {width * height / 1e6:.0f} MP, above the limit of "
             f"{max_pixels / 1e6:.0f} MP", param="max_pixels", hint="raise it with {param}")
-    flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+    # A JPEG decodes straight to RGB where OpenCV can (4.10 and later: the decoder writes
+    # that order for free; the same pixels as BGR and a conversion, without the extra pass).
+    direct = _IMREAD_RGB is not None and data[:3] == b"\xff\xd8\xff"
+    flags = cv2.IMREAD_ANYDEPTH | (_IMREAD_RGB if _IMREAD_RGB is not None and direct
+                                   else cv2.IMREAD_ANYCOLOR)
     if orientation == "ignore":
         flags |= cv2.IMREAD_IGNORE_ORIENTATION
     decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if decoded is None:
         raise Rgb2RawError(name, "corrupt image data (the decoder gave up)")
     try:
-        rgb = _to_rgb(decoded)
+        rgb = decoded if direct and decoded.ndim == 3 and decoded.shape[2] == 3 else _to_rgb(decoded)
         if as_float:
             rgb = to_unit(rgb)
     except ValueError as exc:

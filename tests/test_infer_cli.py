@@ -133,3 +133,14 @@ def test_infer_parses_its_values_without_pydantic(tmp_path: Path) -> None:
         assert run.exit_code == 2, (bad, run.output)
         assert word in run.output
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_corrupt_first_image_is_one_error_line_and_the_rest_is_written(tmp_path: Path) -> None:
+    write_png(tmp_path / "in" / "b.png")
+    (tmp_path / "in" / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)  # not decodable
+    result = runner.invoke(app, ["infer", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                                 "--no-progress"])
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "a.jpg" in errors[0]
+    assert (tmp_path / "out" / "b.npy").is_file() and not (tmp_path / "out" / "a.npy").exists()

@@ -211,3 +211,33 @@ def test_an_empty_input_folder_is_named(tmp_path: Path, make_model: Callable[...
     with pytest.raises(Rgb2RawError, match="empty: holds no input images"):
         infer_paths([tmp_path / "empty"], tmp_path / "out", make_model(), S7)
     assert not (tmp_path / "out").exists()
+
+
+def test_images_decoded_early_are_used_once_and_their_errors_fail_their_file(
+        tmp_path: Path, make_model: Callable[..., LoadedModel]) -> None:
+    from rgb2raw.rgb import read_rgb
+
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b"):
+        cv2.imwrite(str(tmp_path / "in" / f"{name}.png"), np.full((4, 6, 3), 7, np.uint8))
+    asked: list[Path] = []
+    given = np.full((4, 6, 3), 200, np.uint8)  # not what the file holds: shows it was used
+
+    def early(path: Path) -> np.ndarray | None:
+        asked.append(path)
+        return given if path.name == "a.png" else None
+
+    report = infer_paths([tmp_path / "in"], tmp_path / "out", make_model(), S7, early_decode=early)
+    assert report.ok and sorted(p.name for p in asked) == ["a.png", "b.png"]
+    a, b = (np.load(tmp_path / "out" / f"{n}.npy") for n in ("a", "b"))
+    assert not np.array_equal(a, b)  # a came from `given`, b from its file
+    np.testing.assert_array_equal(b, infer_image(read_rgb(tmp_path / "in" / "b.png"),
+                                                 make_model()))
+
+    def broken(path: Path) -> np.ndarray | None:
+        raise Rgb2RawError(path, "corrupt image data (the decoder gave up)")
+
+    failed = infer_paths([tmp_path / "in"], tmp_path / "again", make_model(), S7,
+                         early_decode=broken)
+    assert [r.status for r in failed.results] == ["failed", "failed"]
+    assert "decoder gave up" in failed.results[0].problem

@@ -44,6 +44,13 @@ def test_floats_are_rounded_and_clipped() -> None:
         to_uint16(np.array([70000]))
 
 
+def test_uint16_is_written_as_it_is() -> None:
+    dn = np.array([[0, 1023, 65535]], dtype=np.uint16)
+    assert to_uint16(dn) is dn  # no copy on the way to the file
+    with pytest.raises(ValueError, match="outside"):
+        to_uint16(dn, max_value=1023)  # a lower ceiling is still checked
+
+
 def test_layout_is_told_by_shape() -> None:
     assert raw_layout((4, 4, 4)) == "packed"
     assert raw_layout((8, 6)) == "unpacked"

@@ -38,6 +38,19 @@ def test_formats_read_as_float_rgb(tmp_path: Path, suffix: str) -> None:
     np.testing.assert_allclose(rgb, bgr[..., ::-1] / 255, atol=tolerance)
 
 
+@pytest.mark.parametrize("gray", [False, True], ids=["colour", "gray"])
+def test_jpeg_decodes_to_the_pixels_of_bgr_and_a_conversion(tmp_path: Path, gray: bool) -> None:
+    image = np.random.default_rng(0).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    image = image[..., 0] if gray else image
+    path = tmp_path / "photo.jpg"
+    cv2.imwrite(str(path), image)
+    decoded = cv2.imread(str(path), cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    expected = cv2.cvtColor(decoded, cv2.COLOR_GRAY2RGB if gray else cv2.COLOR_BGR2RGB)
+    got = read_rgb(path, as_float=False)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_16_bit_png_keeps_its_precision(tmp_path: Path) -> None:
     bgr16 = (gradient(8, 8).astype(np.uint16) * 257 + 3)
     cv2.imwrite(str(tmp_path / "deep.png"), bgr16)

@@ -9,6 +9,9 @@ optional packages) is checked first. numpy and the engine are imported when the 
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,10 @@ from rgb2raw.cli.common import CameraName, ComputeDevice, Overwrite, Quiet, Skip
 from rgb2raw.nets import ARCHITECTURES
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    import numpy as np
+
     from rgb2raw import batch
     from rgb2raw.progress import Bars
 
@@ -86,6 +93,66 @@ class _BarProgress:
         self.bars.advance(self.task)
 
 
+def _one_blas_thread(arch: str | None, *, backend: str, device: str) -> None:
+    """Keep numpy's OpenBLAS to one thread in a run that makes no BLAS call.
+
+    OpenBLAS starts a thread per core when numpy is imported, and they spin: on this
+    project's 2-core machine ``import numpy`` took 0.33 s of CPU for 0.26 s of wall time,
+    0.21 s with one thread, and a whole ``rgb2raw infer`` of one 12 MP photo took 0.1 s less
+    wall time. A pixel-wise model on the CPU runs on OpenCV and
+    numpy's element-wise loops only, so nothing is lost. Only in a fresh process (numpy not
+    yet imported), and a user's own OPENBLAS_NUM_THREADS wins.
+    """
+    if arch == "parametric" and backend in ("auto", "onnx") and device == "cpu" \
+            and "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+class _EarlyDecode:
+    """The first input image, decoded in a thread while the engine imports and the model loads
+    (mostly Python, holding the GIL, while the JPEG decoder releases it): on one 12 MP photo
+    this hides most of the decoding. `batch.infer_paths` asks for each file it reads
+    (`batch.EarlyDecode`); errors surface there, as if it had read the file itself."""
+
+    def __init__(self, inputs: list[Path], *, recursive: bool, pattern: str | None,
+                 max_pixels: int | None) -> None:
+        from concurrent.futures import Future  # not at import: `--help` needs none of this
+
+        self._found = threading.Event()
+        self._path: Path | None = None
+        self._image: Future[np.ndarray] = Future()
+        self._taken = False
+        threading.Thread(target=self._run, args=(inputs, recursive, pattern, max_pixels),
+                         name="rgb2raw-first", daemon=True).start()
+
+    def _run(self, inputs: list[Path], recursive: bool, pattern: str | None,
+             max_pixels: int | None) -> None:
+        try:
+            from rgb2raw.jobs import discover_inputs
+            from rgb2raw.rgb import DEFAULT_MAX_PIXELS, read_rgb
+
+            files = discover_inputs(inputs, recursive=recursive, pattern=pattern)
+            self._path = files[0].path if files else None
+        except BaseException:  # noqa: BLE001 - the run's own discovery reports it
+            self._path = None
+        finally:
+            self._found.set()
+        if self._path is None:
+            return
+        try:
+            limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+            self._image.set_result(read_rgb(self._path, max_pixels=limit, as_float=False))
+        except BaseException as exc:  # noqa: BLE001 - raised where the batch reads it
+            self._image.set_exception(exc)
+
+    def __call__(self, path: Path) -> np.ndarray | None:
+        self._found.wait()
+        if self._taken or self._path != path:
+            return None
+        self._taken = True  # once: the image is the batch's now
+        return self._image.result()
+
+
 def _check_choices(*, backend: str, device: str, fp16: bool) -> None:
     """Combinations typer cannot see, before any work."""
     if fp16 and (backend != "torch" or device != "cuda"):
@@ -133,8 +200,10 @@ def infer_command(
         help="Architecture of a local torch checkpoint.")] = None,
     backend: Annotated[common.Backend, typer.Option(
         "--backend", case_sensitive=False,
-        help="Runtime. auto: ONNX Runtime, or torch for a torch checkpoint whose network runs "
-             "whole frames in bounded memory only there (LiteISPNet_s).")] = "auto",
+        help="Runtime. auto: ONNX Runtime; on the CPU a bundled or calibrated pixel-wise model "
+             "runs in rgb2raw's own evaluation of its graph (faster; equal to 1 DN); torch for "
+             "a torch checkpoint whose network runs whole frames in bounded memory only there "
+             "(LiteISPNet_s). onnx: always ONNX Runtime.")] = "auto",
     device: Annotated[ComputeDevice, typer.Option(
         "--device", case_sensitive=False, help="Compute device.")] = "cpu",
     provider: Annotated[list[str] | None, typer.Option(
@@ -201,16 +270,21 @@ def infer_command(
     else:
         common.check_output_file(output, overwrite=overwrite or skip_existing)
 
+    from rgb2raw.zoo import resolve_model  # reads the card; imports no numpy
+
+    started = time.perf_counter()
+    card = resolve_model(model, camera=camera, arch=arch)
+    _one_blas_thread(card.arch, backend=backend, device=device)
+    early = _EarlyDecode(inputs, recursive=recursive, pattern=glob, max_pixels=max_pixels)
+
     from rgb2raw import batch, pipeline, progress
     from rgb2raw.cameras import get_camera
     from rgb2raw.jobs import shard_from_env
     from rgb2raw.rgb import DEFAULT_MAX_PIXELS
 
     shard_spec = (shard.index, shard.count) if shard is not None else shard_from_env()
-    started = time.perf_counter()
-    loaded = pipeline.load_model(model, camera=camera, arch=arch, backend=backend,
-                                 device=device, threads=threads, fp16=fp16,
-                                 providers=provider or None, background=True)
+    loaded = pipeline.load_model(card, backend=backend, device=device, threads=threads,
+                                 fp16=fp16, providers=provider or None, background=True)
     profile = get_camera(camera or loaded.card.camera)
     log.info("model %s loaded in %.2f s; %d tile worker%s", loaded.description,
              time.perf_counter() - started, loaded.workers, "" if loaded.workers == 1 else "s")
@@ -230,7 +304,8 @@ def infer_command(
         report = batch.infer_paths(
             inputs, output, loaded, profile, run=run, out=out, stitch=stitch,
             recursive=recursive, pattern=glob, shard=shard_spec, progress=_BarProgress(bars),
-            max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
+            max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
+            early_decode=early)
     seconds = time.perf_counter() - started
     _print_failures(report, output)
     written, skipped, failed = (report.count(s) for s in ("written", "skipped", "failed"))
