@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from rgb2raw import __version__
 from rgb2raw.cli import app
-from rgb2raw.cli._app import reports_errors
+from rgb2raw.cli._app import COMMANDS, reports_errors, root_command
 from rgb2raw.errors import Rgb2RawError
 
 runner = CliRunner()
@@ -34,8 +34,32 @@ def test_help_lists_commands_and_needs_no_torch() -> None:
                             capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "120"})
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
-    for command in app.registered_commands:
-        assert command.name is None or command.name in result.stdout
+    for name, entry in COMMANDS.items():
+        assert f"{name}  " in result.stdout and entry.summary in result.stdout
+
+
+def test_the_command_table_matches_what_the_modules_register() -> None:
+    root = root_command()
+    assert set(root.commands) == set(COMMANDS)
+    for name, entry in COMMANDS.items():
+        command = root.commands[name]
+        assert command.name == name
+        assert command.short_help == entry.summary
+        assert command.rich_help_panel == entry.panel
+
+
+def test_help_and_one_command_import_no_other_command_module() -> None:
+    code = ("import sys; sys.argv = ['rgb2raw'] + sys.argv[1:]\n"
+            "from rgb2raw.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('rgb2raw.cli.')"
+            " and not m.rsplit('.', 1)[1].startswith('_') and m != 'rgb2raw.cli.common'),"
+            " file=sys.stderr)")
+    for args, expected in ((["--help"], "[]"), (["score", "--help"], "['score']"),
+                           (["pack", "--help"], "['pack']")):
+        result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                                text=True, check=False)
+        assert result.stderr.strip().splitlines()[-1] == expected, (args, result.stderr)
 
 
 def test_importing_the_library_does_not_import_torch() -> None:

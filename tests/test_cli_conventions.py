@@ -16,11 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import typer.main
 from typer.testing import CliRunner
 
 from rgb2raw import progress
 from rgb2raw.cli import app
+from rgb2raw.cli._app import root_command
 from rgb2raw.errors import InvalidParameter, OutputExists, Rgb2RawError
 from rgb2raw.rgb import read_rgb
 
@@ -288,7 +288,7 @@ def test_unsupported_download_urls_fail_at_once(monkeypatch: pytest.MonkeyPatch)
 
 
 def _commands() -> list[tuple[str, object]]:
-    root = typer.main.get_command(app)
+    root = root_command()
     found: list[tuple[str, object]] = []
 
     def walk(group: object, prefix: str) -> None:

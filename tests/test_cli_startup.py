@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rgb2raw.cli import app
+from rgb2raw.cli._app import root_command
 
 HEAVY = ("numpy", "cv2", "torch", "onnxruntime", "onnx", "pydantic", "scipy", "PIL")
 
@@ -33,9 +33,8 @@ print(json.dumps(sorted(m for m in HEAVY if m in sys.modules)), file=sys.stderr)
 
 def _command_paths() -> list[list[str]]:
     """Every command and sub-command, found from the app itself (a new one is covered too)."""
-    import typer.main
 
-    root = typer.main.get_command(app)
+    root = root_command()
     paths: list[list[str]] = [[]]
 
     def walk(group: object, prefix: list[str]) -> None:

@@ -13,6 +13,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
@@ -139,7 +140,41 @@ class _OneLineErrors(FastFlags):
 
     typer would draw a box with the usage text around the message; one line is what every
     other error of rgb2raw looks like, and what scripts and logs read best.
+
+    It also loads subcommands lazily (`COMMANDS`): a command's module is imported when the
+    command is looked up to run, while the listing in ``rgb2raw --help`` and the completion
+    of command names use placeholders that carry only the table's summary.
     """
+
+    _listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            if self._listing:
+                entry = COMMANDS[cmd_name]
+                return TyperCommand(name=cmd_name, short_help=entry.summary,
+                                    rich_help_panel=entry.panel)
+            self.commands[cmd_name] = _load_command(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+    def shell_complete(self, ctx: Any, incomplete: str) -> Any:
+        # Only the names (and the root's options) are completed here; completing inside a
+        # command resolves it through `get_command` outside this method, for real.
+        self._listing = True
+        try:
+            return super().shell_complete(ctx, incomplete)
+        finally:
+            self._listing = False
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
@@ -193,6 +228,73 @@ def _take_root_verbosity(argv: list[str]) -> list[str]:
 def _help_hint(exc: Exception) -> str:
     ctx = getattr(exc, "ctx", None)
     return "" if ctx is None else f" (see: {ctx.command_path} --help)"
+
+
+@dataclass(frozen=True)
+class CommandEntry:
+    """One subcommand as `rgb2raw --help` lists it, before its module is imported."""
+
+    module: str  # the `rgb2raw.cli` module that registers it on `app`
+    summary: str  # its line in `rgb2raw --help`
+    panel: str  # its group there (typer's rich help panels)
+
+
+#: Every subcommand, in the order `rgb2raw --help` lists them. Command modules are imported only
+#: when their command runs (or its help or completion is asked for): importing all of them and
+#: converting every command's signature costs about as much as the rest of the start-up.
+COMMANDS: dict[str, CommandEntry] = {
+    "calibrate": CommandEntry("calibrate", "Fit a camera's inverse ISP from RAW + JPEG pairs.",
+                              "Reconstruct RAW"),
+    "infer": CommandEntry("infer", "Reconstruct RAW from JPEGs with a bundled, zoo or own model.",
+                          "Reconstruct RAW"),
+    "train": CommandEntry("train", "Train a reverse-ISP network on challenge pairs or photos.",
+                          "Reconstruct RAW"),
+    "pack": CommandEntry("pack", "Validate predictions and write a CodaLab submission zip.",
+                         "AIM 2022 challenge"),
+    "score": CommandEntry("score", "Score predictions exactly like the AIM 2022 CodaLab scorer.",
+                          "AIM 2022 challenge"),
+    "visualize": CommandEntry("visualize", "Render RAW .npy files as PNG pictures and figures.",
+                              "Look at RAW"),
+    "models": CommandEntry("models", "List, download and verify the pretrained models.", "Models"),
+}
+
+
+def command_options(name: str) -> dict[str, Any]:
+    """The `app.command` / `app.add_typer` keywords of subcommand `name`, from `COMMANDS`."""
+    entry = COMMANDS[name]
+    return {"name": name, "short_help": entry.summary, "rich_help_panel": entry.panel}
+
+
+def _load_command(name: str) -> Any:
+    """Import subcommand `name`'s module and convert its registration into a click command."""
+    import importlib
+
+    import typer.main
+
+    importlib.import_module(f"rgb2raw.cli.{COMMANDS[name].module}")
+    use_fast_commands(app)
+    short, markup = app.pretty_exceptions_short, app.rich_markup_mode
+    for info in app.registered_commands:
+        if info.name == name:
+            return typer.main.get_command_from_info(info, pretty_exceptions_short=short,
+                                                    rich_markup_mode=markup)
+    for group in app.registered_groups:
+        if group.name == name:
+            return typer.main.get_group_from_info(group, pretty_exceptions_short=short,
+                                                  suggest_commands=True, rich_markup_mode=markup)
+    raise LookupError(f"rgb2raw.cli.{COMMANDS[name].module} registers no command {name!r}")
+
+
+def root_command() -> Any:
+    """The root click group with every subcommand loaded, for tools and tests that walk the
+    whole command line (the CLI itself loads only the command it runs)."""
+    import typer.main
+
+    root = typer.main.get_group(app)
+    context = root.make_context("rgb2raw", [], resilient_parsing=True)
+    for name in COMMANDS:
+        root.get_command(context, name)
+    return root
 
 
 app = typer.Typer(

@@ -12,12 +12,12 @@ from typing import Annotated
 import typer
 
 from rgb2raw.cli import common
-from rgb2raw.cli._app import app, reports_errors
+from rgb2raw.cli._app import app, command_options, reports_errors
 from rgb2raw.cli.common import CameraName, Overwrite, Quiet, Verbose
 from rgb2raw.errors import OutputExists
 
 
-@app.command(rich_help_panel="Reconstruct RAW")
+@app.command(**command_options("calibrate"))
 @reports_errors
 def calibrate(
     data: Annotated[Path, typer.Argument(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from rgb2raw.cli import common
-from rgb2raw.cli._app import app, reports_errors
+from rgb2raw.cli._app import app, command_options, reports_errors
 from rgb2raw.cli._plain import PlainValuesCommand
 from rgb2raw.cli.common import CameraName, ComputeDevice, Overwrite, Quiet, SkipExisting, Verbose
 from rgb2raw.nets import ARCHITECTURES
@@ -180,7 +180,7 @@ def _print_failures(report: batch.BatchReport, output: Path) -> None:
     common.report_existing([(f.path, f.output or f.path) for f in existing], output, "outputs")
 
 
-@app.command("infer", rich_help_panel="Reconstruct RAW", cls=PlainValuesCommand)
+@app.command(**command_options("infer"), cls=PlainValuesCommand)
 @reports_errors
 def infer_command(
     inputs: Annotated[list[Path], typer.Argument(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rgb2raw.cli import common
-from rgb2raw.cli._app import FastFlags, app, reports_errors
+from rgb2raw.cli._app import FastFlags, app, command_options, reports_errors
 from rgb2raw.cli.common import ForceAlias, Quiet, Verbose
 
 if TYPE_CHECKING:
@@ -213,4 +213,4 @@ def path_command(
     typer.echo(str(path))
 
 
-app.add_typer(models_app, name="models", rich_help_panel="Models")
+app.add_typer(models_app, **command_options("models"))

@@ -13,7 +13,7 @@ import typer
 
 from rgb2raw import __version__
 from rgb2raw.cli import common
-from rgb2raw.cli._app import app, reports_errors
+from rgb2raw.cli._app import app, command_options, reports_errors
 from rgb2raw.cli.common import CameraName, ForceAlias, Overwrite, Quiet, Verbose
 
 MeasuredOn = Literal["cpu", "gpu"]
@@ -29,7 +29,7 @@ def _one_line(text: str) -> str:
     return text
 
 
-@app.command(rich_help_panel="AIM 2022 challenge")
+@app.command(**command_options("pack"))
 @reports_errors
 def pack(
     pred: Annotated[Path, typer.Argument(

@@ -26,7 +26,7 @@ import typer
 
 from rgb2raw import progress
 from rgb2raw.cli import common
-from rgb2raw.cli._app import app, reports_errors
+from rgb2raw.cli._app import app, command_options, reports_errors
 from rgb2raw.cli._plain import PlainValuesCommand
 from rgb2raw.cli.common import ForceAlias, Overwrite, Quiet, Verbose
 from rgb2raw.errors import OutputExists, Rgb2RawError, unwritable
@@ -120,7 +120,7 @@ def _print(text: str) -> None:
         raise typer.Exit(1) from None
 
 
-@app.command(rich_help_panel="AIM 2022 challenge", cls=PlainValuesCommand)
+@app.command(**command_options("score"), cls=PlainValuesCommand)
 @reports_errors
 def score(
     pred: Annotated[Path, typer.Argument(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from rgb2raw.cli import common
-from rgb2raw.cli._app import app, reports_errors
+from rgb2raw.cli._app import app, command_options, reports_errors
 from rgb2raw.cli.common import CameraName, Overwrite, Quiet, Verbose
 from rgb2raw.errors import Rgb2RawError
 from rgb2raw.train.config import TRAIN_ARCHS, TrainConfig
@@ -102,7 +102,7 @@ def _checked_config(config: TrainConfig) -> None:
         raise InvalidParameter("loss", str(exc)) from None
 
 
-@app.command(rich_help_panel="Reconstruct RAW")
+@app.command(**command_options("train"))
 @reports_errors
 def train(
     output: Annotated[Path | None, common.output_option(

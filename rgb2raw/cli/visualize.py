@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from rgb2raw.cli import common
-from rgb2raw.cli._app import app, reports_errors
+from rgb2raw.cli._app import app, command_options, reports_errors
 from rgb2raw.cli.common import CameraName, Overwrite, Quiet, SkipExisting, Verbose
 from rgb2raw.errors import OutputExists, Rgb2RawError
 
@@ -68,7 +68,7 @@ def _check_exposure(text: str) -> str:
     return text
 
 
-@app.command(rich_help_panel="Look at RAW")
+@app.command(**command_options("visualize"))
 @reports_errors
 def visualize(
     raw: Annotated[list[str], typer.Argument(
