@@ -241,3 +241,30 @@ def test_images_decoded_early_are_used_once_and_their_errors_fail_their_file(
                          early_decode=broken)
     assert [r.status for r in failed.results] == ["failed", "failed"]
     assert "decoder gave up" in failed.results[0].problem
+
+
+def test_first_image_decodes_the_first_input_once(tmp_path: Path) -> None:
+    from rgb2raw.early import FirstImage
+    from rgb2raw.rgb import read_rgb
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(folder / name), rng.integers(0, 256, (8, 10, 3), dtype=np.uint8))
+    first = FirstImage([folder], recursive=False, pattern=None, max_pixels=None)
+    assert first(folder / "b.png") is None  # not the first file: the batch reads it itself
+    image = first(folder / "a.png")
+    assert image is not None
+    np.testing.assert_array_equal(image, read_rgb(folder / "a.png", as_float=False))
+    assert first(folder / "a.png") is None  # handed over once
+
+
+def test_first_image_reports_a_broken_file_where_it_is_read(tmp_path: Path) -> None:
+    from rgb2raw.early import FirstImage
+    from rgb2raw.errors import Rgb2RawError
+
+    (tmp_path / "bad.jpg").write_bytes(b"not a picture")
+    first = FirstImage([tmp_path / "bad.jpg"], recursive=False, pattern=None, max_pixels=None)
+    with pytest.raises(Rgb2RawError, match="not a JPEG"):
+        first(tmp_path / "bad.jpg")

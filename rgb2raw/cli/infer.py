@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,7 @@ from rgb2raw.cli.common import CameraName, ComputeDevice, Overwrite, Quiet, Skip
 from rgb2raw.nets import ARCHITECTURES
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
 
-    import numpy as np
 
     from rgb2raw import batch
     from rgb2raw.progress import Bars
@@ -106,51 +103,6 @@ def _one_blas_thread(arch: str | None, *, backend: str, device: str) -> None:
     if arch == "parametric" and backend in ("auto", "onnx") and device == "cpu" \
             and "numpy" not in sys.modules:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-
-class _EarlyDecode:
-    """The first input image, decoded in a thread while the engine imports and the model loads
-    (mostly Python, holding the GIL, while the JPEG decoder releases it): on one 12 MP photo
-    this hides most of the decoding. `batch.infer_paths` asks for each file it reads
-    (`batch.EarlyDecode`); errors surface there, as if it had read the file itself."""
-
-    def __init__(self, inputs: list[Path], *, recursive: bool, pattern: str | None,
-                 max_pixels: int | None) -> None:
-        from concurrent.futures import Future  # not at import: `--help` needs none of this
-
-        self._found = threading.Event()
-        self._path: Path | None = None
-        self._image: Future[np.ndarray] = Future()
-        self._taken = False
-        threading.Thread(target=self._run, args=(inputs, recursive, pattern, max_pixels),
-                         name="rgb2raw-first", daemon=True).start()
-
-    def _run(self, inputs: list[Path], recursive: bool, pattern: str | None,
-             max_pixels: int | None) -> None:
-        try:
-            from rgb2raw.jobs import discover_inputs
-            from rgb2raw.rgb import DEFAULT_MAX_PIXELS, read_rgb
-
-            files = discover_inputs(inputs, recursive=recursive, pattern=pattern)
-            self._path = files[0].path if files else None
-        except BaseException:  # noqa: BLE001 - the run's own discovery reports it
-            self._path = None
-        finally:
-            self._found.set()
-        if self._path is None:
-            return
-        try:
-            limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
-            self._image.set_result(read_rgb(self._path, max_pixels=limit, as_float=False))
-        except BaseException as exc:  # noqa: BLE001 - raised where the batch reads it
-            self._image.set_exception(exc)
-
-    def __call__(self, path: Path) -> np.ndarray | None:
-        self._found.wait()
-        if self._taken or self._path != path:
-            return None
-        self._taken = True  # once: the image is the batch's now
-        return self._image.result()
 
 
 def _check_choices(*, backend: str, device: str, fp16: bool) -> None:
@@ -275,7 +227,9 @@ def infer_command(
     started = time.perf_counter()
     card = resolve_model(model, camera=camera, arch=arch)
     _one_blas_thread(card.arch, backend=backend, device=device)
-    early = _EarlyDecode(inputs, recursive=recursive, pattern=glob, max_pixels=max_pixels)
+    from rgb2raw.early import FirstImage  # imports no numpy: the thread does
+
+    early = FirstImage(inputs, recursive=recursive, pattern=glob, max_pixels=max_pixels)
 
     from rgb2raw import batch, pipeline, progress
     from rgb2raw.cameras import get_camera
