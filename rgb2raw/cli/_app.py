@@ -94,10 +94,10 @@ def _plain_help(command: Any, ctx: Any) -> None:
                 param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
     except (ImportError, AttributeError):  # pragma: no cover - another typer: its own style
         pass
-    if not sys.stdout.isatty():
-        # Boxes and colours are for a terminal; piped help (less, grep, a timing tool) gets
-        # plain text, and skips importing and running rich, most of --help's time.
-        command.rich_markup_mode = None
+    # Plain text, on a terminal too: importing and running rich for boxes and colours took
+    # most of --help's time (0.29 s for `infer --help` on a terminal against 0.12 s piped,
+    # benchmarks/bench_startup.py), and help must appear at once. Progress bars keep rich.
+    command.rich_markup_mode = None
 
 
 class FastFlags(TyperGroup):
