@@ -13,7 +13,6 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
@@ -94,10 +93,6 @@ def _plain_help(command: Any, ctx: Any) -> None:
                 param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
     except (ImportError, AttributeError):  # pragma: no cover - another typer: its own style
         pass
-    # Plain text, on a terminal too: importing and running rich for boxes and colours took
-    # most of --help's time (0.29 s for `infer --help` on a terminal against 0.12 s piped,
-    # benchmarks/bench_startup.py), and help must appear at once. Progress bars keep rich.
-    command.rich_markup_mode = None
 
 
 class FastFlags(TyperGroup):
@@ -141,9 +136,9 @@ class _OneLineErrors(FastFlags):
     typer would draw a box with the usage text around the message; one line is what every
     other error of rgb2raw looks like, and what scripts and logs read best.
 
-    It also loads subcommands lazily (`COMMANDS`): a command's module is imported when the
-    command is looked up to run, while the listing in ``rgb2raw --help`` and the completion
-    of command names use placeholders that carry only the table's summary.
+    It also loads subcommands lazily (`COMMANDS`): a command's module (`rgb2raw.cli.<name>`)
+    is imported when the command is looked up to run, while the listing in ``rgb2raw --help``
+    and the completion of command names use placeholders that carry only the table's summary.
     """
 
     _listing = False
@@ -154,9 +149,7 @@ class _OneLineErrors(FastFlags):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             if self._listing:
-                entry = COMMANDS[cmd_name]
-                return TyperCommand(name=cmd_name, short_help=entry.summary,
-                                    rich_help_panel=entry.panel)
+                return TyperCommand(name=cmd_name, short_help=COMMANDS[cmd_name])
             self.commands[cmd_name] = _load_command(cmd_name)
         return self.commands.get(cmd_name)
 
@@ -230,39 +223,24 @@ def _help_hint(exc: Exception) -> str:
     return "" if ctx is None else f" (see: {ctx.command_path} --help)"
 
 
-@dataclass(frozen=True)
-class CommandEntry:
-    """One subcommand as `rgb2raw --help` lists it, before its module is imported."""
-
-    module: str  # the `rgb2raw.cli` module that registers it on `app`
-    summary: str  # its line in `rgb2raw --help`
-    panel: str  # its group there (typer's rich help panels)
-
-
-#: Every subcommand, in the order `rgb2raw --help` lists them. Command modules are imported only
-#: when their command runs (or its help or completion is asked for): importing all of them and
-#: converting every command's signature costs about as much as the rest of the start-up.
-COMMANDS: dict[str, CommandEntry] = {
-    "calibrate": CommandEntry("calibrate", "Fit a camera's inverse ISP from RAW + JPEG pairs.",
-                              "Reconstruct RAW"),
-    "infer": CommandEntry("infer", "Reconstruct RAW from JPEGs with a bundled, zoo or own model.",
-                          "Reconstruct RAW"),
-    "train": CommandEntry("train", "Train a reverse-ISP network on challenge pairs or photos.",
-                          "Reconstruct RAW"),
-    "pack": CommandEntry("pack", "Validate predictions and write a CodaLab submission zip.",
-                         "AIM 2022 challenge"),
-    "score": CommandEntry("score", "Score predictions exactly like the AIM 2022 CodaLab scorer.",
-                          "AIM 2022 challenge"),
-    "visualize": CommandEntry("visualize", "Render RAW .npy files as PNG pictures and figures.",
-                              "Look at RAW"),
-    "models": CommandEntry("models", "List, download and verify the pretrained models.", "Models"),
+#: Every subcommand and its line in `rgb2raw --help`, in the order listed there. Subcommand
+#: `name` lives in module `rgb2raw.cli.<name>`, imported only when the command runs (or its
+#: own help or completion is asked for): importing all of them and converting every command's
+#: signature costs about as much as the rest of the start-up.
+COMMANDS: dict[str, str] = {
+    "calibrate": "Fit a camera's inverse ISP from RAW + JPEG pairs.",
+    "infer": "Reconstruct RAW from JPEGs with a bundled, zoo or own model.",
+    "train": "Train a reverse-ISP network on challenge pairs or photos.",
+    "pack": "Validate predictions and write a CodaLab submission zip.",
+    "score": "Score predictions exactly like the AIM 2022 CodaLab scorer.",
+    "visualize": "Render RAW .npy files as PNG pictures and figures.",
+    "models": "List, download and verify the pretrained models.",
 }
 
 
 def command_options(name: str) -> dict[str, Any]:
     """The `app.command` / `app.add_typer` keywords of subcommand `name`, from `COMMANDS`."""
-    entry = COMMANDS[name]
-    return {"name": name, "short_help": entry.summary, "rich_help_panel": entry.panel}
+    return {"name": name, "short_help": COMMANDS[name]}
 
 
 def _load_command(name: str) -> Any:
@@ -271,7 +249,7 @@ def _load_command(name: str) -> Any:
 
     import typer.main
 
-    importlib.import_module(f"rgb2raw.cli.{COMMANDS[name].module}")
+    importlib.import_module(f"rgb2raw.cli.{name}")
     use_fast_commands(app)
     short, markup = app.pretty_exceptions_short, app.rich_markup_mode
     for info in app.registered_commands:
@@ -282,7 +260,7 @@ def _load_command(name: str) -> Any:
         if group.name == name:
             return typer.main.get_group_from_info(group, pretty_exceptions_short=short,
                                                   suggest_commands=True, rich_markup_mode=markup)
-    raise LookupError(f"rgb2raw.cli.{COMMANDS[name].module} registers no command {name!r}")
+    raise LookupError(f"rgb2raw.cli.{name} registers no command {name!r}")
 
 
 def root_command() -> Any:
@@ -302,7 +280,10 @@ app = typer.Typer(
     name="rgb2raw",
     help="Reconstruct camera RAW sensor data from the JPEGs a phone's ISP produced.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    # Plain-text help, on a terminal too: rich's boxes and colours took `infer --help` on a
+    # terminal to 0.29 s against 0.12 s plain (benchmarks/bench_startup.py), and help must
+    # appear at once. Progress bars still use rich.
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
