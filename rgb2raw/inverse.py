@@ -67,6 +67,15 @@ def table_levels() -> np.ndarray:
     return np.arange(TABLE_LEVELS, dtype=np.float64) / (TABLE_LEVELS - 1)
 
 
+def table_index(rgb01: np.ndarray) -> np.ndarray:
+    """The table entry of each encoded value: ``floor(clip(x, 0, 1) * 65535 + 0.5)`` in float32,
+    as the ONNX graph rounds (half up); int32 of the input's shape."""
+    scaled = np.clip(np.asarray(rgb01, np.float32), np.float32(0.0), np.float32(1.0))
+    scaled *= np.float32(TABLE_LEVELS - 1)
+    scaled += np.float32(0.5)
+    return scaled.astype(np.int32)
+
+
 def table_from_curve(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
     """A (TABLE_LEVELS,) float32 table interpolating a monotone curve given at sorted `codes`.
 
@@ -150,9 +159,7 @@ class InverseParams:
 
     def linear_rgb(self, rgb01: np.ndarray) -> np.ndarray:
         """The table step alone: (..., 3) encoded [0, 1] -> linear RGB, float32."""
-        # floor(x * 65535 + 0.5), as the ONNX graph rounds (half up).
-        scaled = np.clip(np.asarray(rgb01, np.float32), 0.0, 1.0) * np.float32(TABLE_LEVELS - 1)
-        index = (scaled + np.float32(0.5)).astype(np.int64)
+        index = table_index(rgb01)
         return np.stack([self.tables[c][index[..., c]] for c in range(3)], axis=-1)
 
     def camera_rgb(self, rgb01: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from rgb2raw.inverse import table_index
 from rgb2raw.nets.parametric_graph import (
     GRAPH_VERSION,
     LUT_LEVELS,
@@ -78,7 +79,7 @@ class PixelwiseFunction:
         self.gain_base = np.asarray(constants["gain_base"], dtype=np.float32).reshape(4)
         self.gain_slope = np.asarray(constants["gain_slope"], dtype=np.float32).reshape(4)
         # The 256 entries an 8-bit image can reach, indexed exactly as the graph does.
-        levels = self.levels(to_unit(np.arange(256, dtype=np.uint8)))
+        levels = table_index(to_unit(np.arange(256, dtype=np.uint8)))
         self.lut8 = np.stack([self.tables[c][levels] for c in range(3)], axis=-1).reshape(1, 256, 3)
         for name, expected in structure_constants().items():
             found = np.asarray(constants[name])
@@ -92,18 +93,11 @@ class PixelwiseFunction:
         """The function of `params`, as `build_graph(params)` computes it."""
         return cls(graph_constants(params))
 
-    @staticmethod
-    def levels(unit: np.ndarray) -> np.ndarray:
-        """Table index of [0, 1] float32 values, as the graph computes it (round half up)."""
-        scaled = np.clip(unit, np.float32(0.0), np.float32(1.0)) * np.float32(LUT_LEVELS - 1)
-        scaled += np.float32(0.5)
-        return scaled.astype(np.int32)
-
     def _linear(self, strip: np.ndarray, out: np.ndarray) -> np.ndarray:
         """(h, w, 3) decoded or [0, 1] pixels -> linear RGB float32 through the tables."""
         if strip.dtype == np.uint8:
             return cv2.LUT(strip, self.lut8, dst=out)
-        levels = self.levels(to_unit(strip))
+        levels = table_index(to_unit(strip))
         for c in range(3):
             out[..., c] = self.tables[c][levels[..., c]]
         return out
