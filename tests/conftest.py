@@ -83,3 +83,19 @@ def tiny_net() -> Callable[[int], Any]:
         ).eval()
 
     return make
+
+
+def calibrated_like(seed: int, *, gains: tuple[float, float, float],
+                    highlight_gains: tuple[float, float, float], knee: float) -> Any:
+    """A calibrated-looking `InverseParams`: a different monotone table per channel, a skewed
+    matrix (seeded), the given gains and highlight behaviour, the P20's levels."""
+    from rgb2raw.inverse import InverseParams, table_from_curve
+
+    rng = np.random.default_rng(seed)
+    codes = np.linspace(0, 1, 17)
+    tables = np.stack([table_from_curve(codes, codes ** (1.8 + 0.4 * c) * (0.9 + 0.05 * c))
+                       for c in range(3)])
+    matrix = np.eye(3, dtype=np.float32) + rng.normal(0, 0.15, (3, 3)).astype(np.float32)
+    return InverseParams(tables=tables, matrix=matrix, gains=np.array(gains),
+                         highlight_gains=np.array(highlight_gains), knee=knee,
+                         black_level=60, white_level=1020)

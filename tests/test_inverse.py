@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import calibrated_like
 
 from rgb2raw import isp
 from rgb2raw.cameras import CAMERA_NAMES, PROFILES, CameraProfile
 from rgb2raw.errors import Rgb2RawError
-from rgb2raw.inverse import TABLE_LEVELS, InverseParams, table_from_curve, table_levels
+from rgb2raw.inverse import TABLE_LEVELS, InverseParams, table_levels
 
 CAMERAS = [PROFILES[name] for name in CAMERA_NAMES]
 
@@ -27,14 +28,7 @@ def eight_bit_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
 def odd_params(seed: int = 1) -> InverseParams:
     """A calibrated-looking instance: a different monotone table per channel, a skewed matrix,
     gains far below 1 and highlight gains that differ from them."""
-    rng = np.random.default_rng(seed)
-    codes = np.linspace(0, 1, 17)
-    tables = np.stack([table_from_curve(codes, codes ** (1.8 + 0.4 * c) * (0.9 + 0.05 * c))
-                       for c in range(3)])
-    matrix = np.eye(3, dtype=np.float32) + rng.normal(0, 0.15, (3, 3)).astype(np.float32)
-    return InverseParams(tables=tables, matrix=matrix, gains=np.array([0.2, 0.4, 0.3]),
-                         highlight_gains=np.array([0.5, 0.6, 0.7]), knee=0.6,
-                         black_level=60, white_level=1020)
+    return calibrated_like(seed, gains=(0.2, 0.4, 0.3), highlight_gains=(0.5, 0.6, 0.7), knee=0.6)
 
 
 @pytest.mark.parametrize("camera", CAMERAS, ids=lambda c: c.name)

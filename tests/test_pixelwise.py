@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import calibrated_like
 
 from rgb2raw import levels
 from rgb2raw.cameras import PROFILES
-from rgb2raw.inverse import InverseParams, table_from_curve
+from rgb2raw.inverse import InverseParams
 from rgb2raw.nets.parametric_graph import NODES, graph_constants
 from rgb2raw.nets.pixelwise import STRIP_ROWS, PixelwiseBackend, PixelwiseFunction, read_function
 from rgb2raw.rgb import to_unit
@@ -24,14 +25,7 @@ pytest.importorskip("onnx")
 def odd_params(seed: int = 1) -> InverseParams:
     """A calibrated-looking instance: a different table per channel, a skewed matrix, gains
     below 1 and highlight gains that differ from them, a low knee (many faded pixels)."""
-    rng = np.random.default_rng(seed)
-    codes = np.linspace(0, 1, 17)
-    tables = np.stack([table_from_curve(codes, codes ** (1.8 + 0.4 * c) * (0.9 + 0.05 * c))
-                       for c in range(3)])
-    matrix = np.eye(3, dtype=np.float32) + rng.normal(0, 0.15, (3, 3)).astype(np.float32)
-    return InverseParams(tables=tables, matrix=matrix, gains=np.array([0.5, 0.9, 0.7]),
-                         highlight_gains=np.array([1.0, 1.1, 1.2]), knee=0.3,
-                         black_level=60, white_level=1020)
+    return calibrated_like(seed, gains=(0.5, 0.9, 0.7), highlight_gains=(1.0, 1.1, 1.2), knee=0.3)
 
 
 SHADING = RadialShading.from_rgb([[1.3, -1.1, 0.0, 0.0], [1.2, -0.7, -0.3, 0.0],
