@@ -1,5 +1,6 @@
 """Derive the bundled calibrated defaults from the two real phone figures, reproducibly.
 
+    python benchmarks/fetch_photos.py                # once: the licensed photo cache
     python benchmarks/calibrate_defaults.py          # writes models/calibrated-*.npz, then
     python -m rgb2raw.nets.build_defaults            # builds their ONNX graphs and cards
 
@@ -9,6 +10,14 @@ S7 frame and one P20 frame. For each, `rgb2raw.calibrate.fit_arrays` (the fit be
 the comparison grid (1/4 packed resolution), starting from the camera's uncalibrated formula;
 the P20 RAW is first warped onto the JPEG by the figure's affine alignment. Lens shading is
 fitted on the same frame as a radial gain and kept only when it improves the held-out half.
+
+That figure-only fit is then combined with a prior over ISP tone curves (`tone_prior.py`):
+textbook curves and both phones' real ones, each matched to this figure's exposure, mixed
+with the figure counted `emphasis` times as much as each simulated family. The emphasis is
+chosen by real data alone: each half-frame fit makes a default that is scored on the other
+half, and the emphasis with the best mean wins. Every family is also held out of the prior in
+turn and the default made without it is scored on its simulations, the estimate of what the
+default does on an ISP it has never seen.
 
 What one frame per camera can tell: the tone curve over the levels the scene contains, the
 shot's white balance and exposure, the black level. What it cannot: how exposure and white
@@ -20,8 +29,9 @@ top/bottom), and those held-out numbers go into the report beside the in-sample 
 `generic` (photos of unknown phones) gets the mean of the two cameras' calibrations in linear
 light, the generic profile's matrix and levels: no real frame stands behind it.
 
-This script reads ../shared (never shipped, never needed by a test) and writes
-models/calibrated-<camera>.npz (parameters and lens shading) plus benchmarks/results/calibrated-defaults.{json,md}.
+This script reads ../shared and the photo cache (never shipped, never needed by a test) and
+writes models/calibrated-<camera>.npz (parameters and lens shading) plus
+benchmarks/results/calibrated-defaults.{json,md}.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import real_pairs as rp  # noqa: E402
+import tone_prior as tp  # noqa: E402
 
 from rgb2raw.calibrate.core import fit_arrays, fit_shading  # noqa: E402
 from rgb2raw.calibrate.fit import FitOptions  # noqa: E402
@@ -61,6 +72,9 @@ WHITE = 1023.0
 #: holds too few colours to pin a 3x3 matrix, and a free fit bends it into rows that mix
 #: channels no sensor mixes (S7's red row drawn mostly from green), which hurts other scenes.
 OPTIONS = FitOptions(knots=32, matrix_prior=1e3, channel_tie=1e3)
+#: Weights of the real figure against each simulated family tried; `calibrate` keeps the one
+#: whose defaults score best on held-out halves of the real frame.
+EMPHASES = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 1e4, 1e5)
 #: Columns (or rows) of the comparison grid between the fitting half and the scored half.
 GAP = 8
 
@@ -100,6 +114,7 @@ def fit(camera: str, mask: np.ndarray | None = None) -> tuple[InverseParams, Rad
     if shading_fit is not None:
         shading = shading_fit.shading
         details["shading_corner_gain"] = shading.gain(np.array(1.0)).round(3).tolist()
+    details["highlight_observations"] = result.highlight_observations
     return params, shading, details
 
 
@@ -142,18 +157,33 @@ def halves(shape: tuple[int, int]) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return out
 
 
-def calibrate(camera: str) -> tuple[InverseParams, RadialShading | None, dict[str, Any]]:
+def figure_data(camera: str, shading: RadialShading | None,
+                mask: np.ndarray | None = None) -> tp.FigureData:
+    """The figure as `tone_prior` fits on it: grid picture, RAW (DN), usable mask, shading."""
+    picture, _, raw, valid = grids(rp.load(camera))
+    gain = (np.ones_like(raw) if shading is None
+            else shading.gain_map(raw.shape[:2])[..., [0, 1, 3]].astype(np.float32))
+    return tp.FigureData(picture, raw, valid if mask is None else valid & mask, gain)
+
+
+def calibrate(camera: str, fitted: dict[str, InverseParams]
+              ) -> tuple[InverseParams, RadialShading | None, dict[str, Any]]:
+    """Fit `camera` on its figure, then make the default from the tone prior (module
+    docstring). `fitted` holds every camera's figure-only fit: each real curve joins the
+    prior of every camera."""
     figure = rp.load(camera)
     shape = figure.raw_planes.shape[:2]
     formula = InverseParams.from_camera(get_camera(camera))
     report: dict[str, Any] = {"camera": camera, "held_out": []}
     keep_shading = []
+    split_fits = []
     for label, fit_mask, score_mask in halves(shape):
         params, shading, _ = fit(camera, fit_mask)
         before = region_scores(camera, formula, None, score_mask)
         plain = region_scores(camera, params, None, score_mask)
         shaded = region_scores(camera, params, shading, score_mask) if shading else plain
         keep_shading.append(shaded[0] - plain[0])
+        split_fits.append((label, fit_mask, score_mask, params, shading))
         report["held_out"].append({"split": label, "formula": before, "calibrated": plain,
                                    "calibrated_with_shading": shaded})
         print(f"{camera} {label:12s} formula {before[0]:6.2f}  calibrated {plain[0]:6.2f}  "
@@ -163,14 +193,64 @@ def calibrate(camera: str) -> tuple[InverseParams, RadialShading | None, dict[st
     report["shading_kept"] = bool(use_shading)
     report["shading_gain_held_out_db"] = round(float(np.mean(keep_shading)), 3)
     final_shading = shading if use_shading else None
+    real = {tp.REAL_FAMILY.format(c): p.tables[1] for c, p in fitted.items()}
+    whole = figure_data(camera, final_shading)
+    prior = tp.Prior.build(camera, params, whole, real)
+    own = tp.REAL_FAMILY.format(camera)
+
+    # The figure's weight against the simulated families, chosen by real data alone: each
+    # half-frame fit makes a default from the prior, scored on the other half.
+    by_emphasis: dict[float, list[float]] = {e: [] for e in EMPHASES}
+    figure_only = []
+    for label, fit_mask, score_mask, half, half_shading in split_fits:
+        half_shading = half_shading if use_shading else None
+        data = figure_data(camera, half_shading, fit_mask)
+        figure_only.append(region_scores(camera, tp.with_highlights(half, data), half_shading,
+                                         score_mask)[0])
+        for emphasis in EMPHASES:
+            model, _ = prior.fit(half, data, emphasis, {own: half.tables[1]})
+            by_emphasis[emphasis].append(region_scores(camera, model, half_shading, score_mask)[0])
+        print(f"{camera} {label:12s} figure only {figure_only[-1]:6.2f}  with prior "
+              + " ".join(f"{e:g}:{v[-1]:.2f}" for e, v in by_emphasis.items()),
+              file=sys.stderr, flush=True)
+    emphasis = max(EMPHASES, key=lambda e: float(np.mean(by_emphasis[e])))
+    robust, weights = prior.fit(params, whole, emphasis)
+    report["prior"] = {
+        "emphasis_held_out_db": {f"{e:g}": round(float(np.mean(v)), 3)
+                                 for e, v in by_emphasis.items()},
+        "figure_only_held_out_db": round(float(np.mean(figure_only)), 3),
+        "emphasis": emphasis, "weights": {n: round(w, 4) for n, w in weights.items()},
+        "families": held_out_families(prior, params, whole, emphasis, formula),
+    }
     report["in_sample"] = {"formula": region_scores(camera, formula, None, None),
-                           "calibrated": region_scores(camera, params, final_shading, None)}
+                           "figure_only": region_scores(camera, params, final_shading, None),
+                           "calibrated": region_scores(camera, robust, final_shading, None)}
     report["fit"] = details
     info = {"kind": "calibrated", "camera": camera,
-            "source": "benchmarks/calibrate_defaults.py on the AIM22 README figure",
+            "source": "benchmarks/calibrate_defaults.py on the AIM22 README figure, with the "
+                      "tone prior of benchmarks/tone_prior.py",
             "black_level_source": "fact (FORMAT.md / CAMERAS.md), not fitted"}
-    params = InverseParams(**{**params.__dict__, "info": info})
-    return params, final_shading, report
+    robust = InverseParams(**{**robust.__dict__, "info": info})
+    return robust, final_shading, report
+
+
+def held_out_families(prior: tp.Prior, params: InverseParams, whole: tp.FigureData,
+                      emphasis: float, formula: InverseParams) -> list[dict[str, Any]]:
+    """Each family left out of the prior in turn; the default made without it, scored on its
+    simulated test pairs, beside the formula, the figure-only fit and the family's own inverse
+    (which knows the ISP but not each shot's exposure and white balance)."""
+    rows = []
+    figure_only = tp.with_highlights(params, whole)
+    for name, pairs in prior.test.items():
+        model, _ = prior.fit(params, whole, emphasis, exclude=name)
+        row = {"family": name, "formula": tp.pair_psnr(formula, pairs),
+               "figure_only": tp.pair_psnr(figure_only, pairs),
+               "calibrated_held_out": tp.pair_psnr(model, pairs),
+               "own_inverse": tp.pair_psnr(prior.families[name], pairs)}
+        rows.append({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
+        print(f"{prior.camera} family {name:16s} " + " ".join(
+            f"{k} {v:.2f}" for k, v in row.items() if k != "family"), file=sys.stderr, flush=True)
+    return rows
 
 
 def mean_calibration(s7: InverseParams, p20: InverseParams) -> InverseParams:
@@ -196,6 +276,63 @@ def machine() -> dict[str, Any]:
                                                                        time.gmtime())}
 
 
+def report_lines(results: dict[str, Any]) -> list[str]:
+    """The markdown report: the figure-only fits on held-out halves, the emphasis choice, the
+    in-sample scores, and every family held out of the prior."""
+    lines = ["# Calibrated defaults from the real figures", "",
+             "`python benchmarks/calibrate_defaults.py` (PSNR dB / SSIM at 1/4 packed "
+             "resolution, values / 1024).", "", f"Fit options: {results['options']}.", "",
+             "## Figure-only fits on held-out halves", "",
+             "| camera | split (fit -> scored) | formula | figure-only fit | with shading |",
+             "| --- | --- | --- | --- | --- |"]
+    for camera, report in results["cameras"].items():
+        for row in report["held_out"]:
+            cells = [f"{row[k][0]:.2f} / {row[k][1]:.3f}"
+                     for k in ("formula", "calibrated", "calibrated_with_shading")]
+            lines.append(f"| {camera} | {row['split']} | " + " | ".join(cells) + " |")
+    lines += ["", "## The tone prior: the real figure's weight, chosen on held-out halves", "",
+              "Mean PSNR over the four held-out halves of each default made from a half "
+              "(shading as kept; highlight gains by `tone_prior.with_highlights`).", ""]
+    emphases = list(next(iter(results["cameras"].values()))["prior"]["emphasis_held_out_db"])
+    lines += ["| camera | figure only | " + " | ".join(f"prior, weight {e}" for e in emphases)
+              + " | chosen |", "|" + " --- |" * (len(emphases) + 3)]
+    for camera, report in results["cameras"].items():
+        prior = report["prior"]
+        cells = [f"{prior['emphasis_held_out_db'][e]:.2f}" for e in emphases]
+        lines.append(f"| {camera} | {prior['figure_only_held_out_db']:.2f} | "
+                     + " | ".join(cells) + f" | {prior['emphasis']:g} |")
+    lines += ["", "## Whole frame (in-sample: fitted on it)", "",
+              "| camera | formula | figure-only fit | calibrated (shipped) | mixture weights |",
+              "| --- | --- | --- | --- | --- |"]
+    for camera, report in results["cameras"].items():
+        ins, weights = report["in_sample"], report["prior"]["weights"]
+        mixed = ", ".join(f"{n} {w:.2f}" for n, w in weights.items() if w >= 0.005)
+        lines.append(f"| {camera} | " + " | ".join(f"{ins[k][0]:.2f} / {ins[k][1]:.3f}" for k in
+                                                  ("formula", "figure_only", "calibrated"))
+                     + f" | {mixed} |")
+    lines += ["", "## Simulated ISP families, each held out of the prior", "",
+              "Each family's simulated test pairs (test photos, exposure spread "
+              f"{tp.EXPOSURE_EV} EV, half fixed and half auto-exposing ISPs, ISO "
+              f"{tp.ISO[0]:g}-{tp.ISO[1]:g}, JPEG {tp.JPEG_QUALITY[0]}-{tp.JPEG_QUALITY[1]}); "
+              "`calibrated` is made without that family. `own inverse` knows the family but "
+              "not each shot's exposure and white balance. PSNR dB, challenge scale.", "",
+              "| camera | family | formula | figure-only fit | calibrated (family held out) "
+              "| own inverse |", "| --- | --- | --- | --- | --- | --- |"]
+    for camera, report in results["cameras"].items():
+        rows = report["prior"]["families"]
+        for row in rows:
+            lines.append(f"| {camera} | {row['family']} | {row['formula']:.2f} | "
+                         f"{row['figure_only']:.2f} | {row['calibrated_held_out']:.2f} | "
+                         f"{row['own_inverse']:.2f} |")
+        means = {k: float(np.mean([r[k] for r in rows])) for k in
+                 ("formula", "figure_only", "calibrated_held_out", "own_inverse")}
+        lines.append(f"| {camera} | **mean** | {means['formula']:.2f} | "
+                     f"{means['figure_only']:.2f} | {means['calibrated_held_out']:.2f} | "
+                     f"{means['own_inverse']:.2f} |")
+    lines += ["", f"Machine: {results['machine']}", ""]
+    return lines
+
+
 def main() -> int:
     global OPTIONS
     args = sys.argv[1:]
@@ -204,9 +341,10 @@ def main() -> int:
         OPTIONS = FitOptions(knots=32)
     results: dict[str, Any] = {"machine": machine(), "cameras": {}}
     fitted: dict[str, InverseParams] = {}
+    figure_fits = {camera: fit(camera)[0] for camera in ("s7", "p20")}
     shadings: dict[str, RadialShading | None] = {}
     for camera in ("s7", "p20"):
-        params, shading, report = calibrate(camera)
+        params, shading, report = calibrate(camera, figure_fits)
         fitted[camera], shadings[camera] = params, shading
         results["cameras"][camera] = report
     fitted["generic"] = mean_calibration(fitted["s7"], fitted["p20"])
@@ -220,24 +358,7 @@ def main() -> int:
     stem = "calibrated-defaults" + ("-free" if "--free" in args else "") + ("-dry" if dry else "")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["# Calibrated defaults from the real figures", "",
-             "`python benchmarks/calibrate_defaults.py` (PSNR dB / SSIM at 1/4 packed "
-             "resolution, values / 1024).", "",
-             "| camera | split (fit -> scored) | formula | calibrated | with shading |",
-             "| --- | --- | --- | --- | --- |"]
-    for camera, report in results["cameras"].items():
-        for row in report["held_out"]:
-            cells = [f"{row[k][0]:.2f} / {row[k][1]:.3f}"
-                     for k in ("formula", "calibrated", "calibrated_with_shading")]
-            lines.append(f"| {camera} | {row['split']} | " + " | ".join(cells) + " |")
-        ins = report["in_sample"]
-        lines.append(f"| {camera} | whole frame (in-sample, shading "
-                     f"{'kept' if report['shading_kept'] else 'dropped'}) | "
-                     f"{ins['formula'][0]:.2f} / {ins['formula'][1]:.3f} | "
-                     f"{ins['calibrated'][0]:.2f} / {ins['calibrated'][1]:.3f} | |")
-    lines += ["", f"Machine: {results['machine']}", ""]
-    lines.insert(3, f"Fit options: {results['options']}.")
-    lines.insert(4, "")
+    lines = report_lines(results)
     (RESULTS / f"{stem}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
