@@ -55,6 +55,7 @@ from rgb2raw.train.isp_families import (
     random_view,
     simulate,
 )
+from rgb2raw.train.learned_recipe import photo_entries
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -102,12 +103,10 @@ def methods_for(camera: str, args: argparse.Namespace) -> dict[str, Method]:
 
 
 def test_photos(photos_dir: Path) -> list[tuple[str, np.ndarray]]:
-    manifest = json.loads((photos_dir / "manifest.json").read_text(encoding="utf-8"))
     found = []
-    for entry in manifest["photos"]:
-        if entry["split"] == "test":
-            bgr = cv2.imread(str(photos_dir / entry["file"]), cv2.IMREAD_COLOR)
-            found.append((entry["name"], cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+    for entry in photo_entries(photos_dir, "test"):
+        bgr = cv2.imread(str(photos_dir / entry["file"]), cv2.IMREAD_COLOR)
+        found.append((entry["name"], cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
     return found
 
 

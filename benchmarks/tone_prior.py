@@ -37,7 +37,6 @@ Benchmark code: reads the photo cache of `fetch_photos.py` and, through `real_pa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -178,12 +177,14 @@ def matched(params: InverseParams, figure: FigureData, tables: dict[str, np.ndar
 
 def photos(split: str, cache: Path = PHOTOS) -> list[np.ndarray]:
     """The cached licensed photos of one split (`fetch_photos.py`), RGB float32 in [0, 1]."""
-    manifest = json.loads((cache / "manifest.json").read_text())
+    from rgb2raw.train.learned_recipe import photo_entries
+
+    if not (cache / "manifest.json").is_file():
+        raise SystemExit(f"{cache}: no manifest.json; run benchmarks/fetch_photos.py first")
     out = []
-    for entry in manifest["photos"]:
-        if entry["split"] == split:
-            bgr = cv2.imread(str(cache / entry["file"]), cv2.IMREAD_COLOR)
-            out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0)
+    for entry in photo_entries(cache, split):
+        bgr = cv2.imread(str(cache / entry["file"]), cv2.IMREAD_COLOR)
+        out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0)
     if not out:
         raise SystemExit(f"{cache}: no {split} photos; run benchmarks/fetch_photos.py first")
     return out

@@ -65,10 +65,10 @@ class Recipe:
     sensor: dict[str, Any] = field(default_factory=dict)
 
 
-def training_photos(photos_dir: Path) -> list[dict[str, Any]]:
-    """The manifest's licensed ``train`` photos."""
+def photo_entries(photos_dir: Path, split: str = "train") -> list[dict[str, Any]]:
+    """The manifest's licensed photos of one split (``train`` or ``test``), in its order."""
     manifest = json.loads((photos_dir / MANIFEST).read_text(encoding="utf-8"))
-    return [e for e in manifest["photos"] if e["split"] == "train" and e.get("license")]
+    return [e for e in manifest["photos"] if e["split"] == split and e.get("license")]
 
 
 def make_bank(photos: list[np.ndarray], recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +104,7 @@ def train(photos_dir: Path, run_dir: Path, recipe: Recipe, *, log: Any = sys.std
     params = centre(recipe.camera).params
     torch.manual_seed(recipe.seed)
     torch.set_num_threads(recipe.threads)
-    entries = training_photos(photos_dir)
+    entries = photo_entries(photos_dir, "train")
     photos = [np.rint(read_rgb(photos_dir / e["file"]) * 255.0).astype(np.uint8) for e in entries]
     started = time.perf_counter()
     jpegs, raws = make_bank(photos, recipe)
