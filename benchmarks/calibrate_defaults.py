@@ -166,11 +166,13 @@ def figure_data(camera: str, shading: RadialShading | None,
     return tp.FigureData(picture, raw, valid if mask is None else valid & mask, gain)
 
 
-def calibrate(camera: str, fitted: dict[str, InverseParams]
-              ) -> tuple[InverseParams, RadialShading | None, dict[str, Any]]:
-    """Fit `camera` on its figure, then make the default from the tone prior (module
-    docstring). `fitted` holds every camera's figure-only fit: each real curve joins the
-    prior of every camera."""
+Calibration = tuple[InverseParams, RadialShading | None, dict[str, Any]]
+
+
+def calibrate(camera: str, fitted: dict[str, Calibration]) -> Calibration:
+    """Score `camera`'s figure-only fits on held-out halves, then make the default from the
+    tone prior (module docstring). `fitted` holds every camera's whole-frame `fit`: each real
+    curve joins the prior of every camera."""
     figure = rp.load(camera)
     shape = figure.raw_planes.shape[:2]
     formula = InverseParams.from_camera(get_camera(camera))
@@ -188,12 +190,12 @@ def calibrate(camera: str, fitted: dict[str, InverseParams]
                                    "calibrated_with_shading": shaded})
         print(f"{camera} {label:12s} formula {before[0]:6.2f}  calibrated {plain[0]:6.2f}  "
               f"with shading {shaded[0]:6.2f} dB", file=sys.stderr, flush=True)
-    params, shading, details = fit(camera)
+    params, shading, details = fitted[camera]
     use_shading = shading is not None and float(np.mean(keep_shading)) > 0.1
     report["shading_kept"] = bool(use_shading)
     report["shading_gain_held_out_db"] = round(float(np.mean(keep_shading)), 3)
     final_shading = shading if use_shading else None
-    real = {tp.REAL_FAMILY.format(c): p.tables[1] for c, p in fitted.items()}
+    real = {tp.REAL_FAMILY.format(c): f[0].tables[1] for c, f in fitted.items()}
     whole = figure_data(camera, final_shading)
     prior = tp.Prior.build(camera, params, whole, real)
     own = tp.REAL_FAMILY.format(camera)
@@ -314,8 +316,10 @@ def report_lines(results: dict[str, Any]) -> list[str]:
               "Each family's simulated test pairs (test photos, exposure spread "
               f"{tp.EXPOSURE_EV} EV, half fixed and half auto-exposing ISPs, ISO "
               f"{tp.ISO[0]:g}-{tp.ISO[1]:g}, JPEG {tp.JPEG_QUALITY[0]}-{tp.JPEG_QUALITY[1]}); "
-              "`calibrated` is made without that family. `own inverse` knows the family but "
-              "not each shot's exposure and white balance. PSNR dB, challenge scale.", "",
+              "`calibrated` is made without that family; `figure-only fit` is step 1 with the "
+              "same highlight rule (`tone_prior.with_highlights`). `own inverse` knows the "
+              "family but not each shot's exposure and white balance. PSNR dB, challenge "
+              "scale (whole DN / 1024).", "",
               "| camera | family | formula | figure-only fit | calibrated (family held out) "
               "| own inverse |", "| --- | --- | --- | --- | --- | --- |"]
     for camera, report in results["cameras"].items():
@@ -341,7 +345,7 @@ def main() -> int:
         OPTIONS = FitOptions(knots=32)
     results: dict[str, Any] = {"machine": machine(), "cameras": {}}
     fitted: dict[str, InverseParams] = {}
-    figure_fits = {camera: fit(camera)[0] for camera in ("s7", "p20")}
+    figure_fits = {camera: fit(camera) for camera in ("s7", "p20")}
     shadings: dict[str, RadialShading | None] = {}
     for camera in ("s7", "p20"):
         params, shading, report = calibrate(camera, figure_fits)

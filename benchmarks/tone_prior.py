@@ -44,9 +44,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rgb2raw import bayer
+from rgb2raw import bayer, metrics
 from rgb2raw.cameras import get_camera
 from rgb2raw.inverse import InverseParams, table_levels
+from rgb2raw.train.isp_families import Centre
 
 Curve = Callable[[np.ndarray], np.ndarray]
 
@@ -234,10 +235,8 @@ def simulate(view: np.ndarray, isp: InverseParams, camera: str, rng: np.random.G
     raw_dn = np.clip(np.rint(isp.black_level + packed * span), isp.black_level, isp.white_level)
     develop = isp.gains * np.float32(2.0 ** stops if auto_exposure else 1.0) \
         * (illuminant ** AWB_SHARE).astype(np.float32)
-    linear = np.clip(np.einsum("...c,dc->...d", raw3 / develop,
-                               np.linalg.inv(isp.matrix.astype(np.float64))), 0.0, 1.0)
-    strict = isp.tables[1].astype(np.float64) + np.arange(isp.tables.shape[1]) * 1e-12
-    encoded = np.interp(linear, strict, table_levels())
+    forward = Centre(camera, isp)  # the inverse's inverse: matrix, then tone tables
+    encoded = forward.forward_tone(np.clip(forward.to_linear(raw3 / develop), 0.0, 1.0))
     quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))
     return _jpeg(encoded, quality), raw_dn.astype(np.float32)
 
@@ -250,13 +249,10 @@ def simulate_family(isp: InverseParams, camera: str, pictures: Sequence[np.ndarr
 
 
 def pair_psnr(params: InverseParams, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
-    """Mean PSNR (values / 1024, the challenge's scale) of `params` over simulated pairs."""
+    """Mean PSNR (whole DN / 1024, the challenge's scale) of `params` over simulated pairs."""
     span = params.white_level - params.black_level
-    scores = []
-    for jpeg, raw in pairs:
-        pred = params.black_level + params.apply(jpeg) * span
-        mse = float(np.mean(np.square((pred.astype(np.float64) - raw) / 1024.0)))
-        scores.append(10.0 * np.log10(1.0 / max(mse, 1e-12)))
+    scores = [metrics.psnr(np.rint(params.black_level + params.apply(jpeg) * span), raw,
+                           data_range=1024.0) for jpeg, raw in pairs]
     return float(np.mean(scores))
 
 
