@@ -19,7 +19,7 @@ import torch  # noqa: E402
 
 from rgb2raw.errors import Rgb2RawError  # noqa: E402
 from rgb2raw.nets import ARCHITECTURES, build_net, load_checkpoint  # noqa: E402
-from rgb2raw.nets.export import export_onnx  # noqa: E402
+from rgb2raw.nets.export import evaluating, export_onnx  # noqa: E402
 from rgb2raw.nets.liteisp import HaarDownsample, HaarUpsample  # noqa: E402
 from rgb2raw.nets.unet import ReverseISPUNet  # noqa: E402
 
@@ -322,3 +322,18 @@ def test_onnx_export_refuses_an_example_size_the_net_cannot_take(nets, tmp_path)
     with pytest.raises(ValueError, match="multiples of 16"):
         export_onnx(nets["liteisp"], tmp_path / "x.onnx", example_hw=(40, 40))
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_export_leaves_the_training_flag_as_it_found_it(nets, tmp_path, training):
+    model = nets["unet"]
+    model.train(training)
+    export_onnx(model, tmp_path / "m.onnx", example_hw=(32, 32))
+    assert model.training is training
+    # Also when the export fails inside the eval block.
+    with pytest.raises(RuntimeError, match="boom"), evaluating(model):
+        assert not model.training
+        raise RuntimeError("boom")
+    assert model.training is training
+    model.eval()  # the fixture is shared: hand it back as it came
+

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,26 @@ if TYPE_CHECKING:
 
 INPUT_NAME = "rgb"
 OUTPUT_NAME = "raw"
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """`model` in eval mode inside the block; its training flag is restored after, even when
+    the export fails (an export must not change the model it was given)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def publish(data: bytes, path: str | os.PathLike[str]) -> Path:
+    """Write a finished graph's bytes to `path` atomically; returns the path."""
+    target = Path(path)
+    with atomic_write(target) as handle:
+        handle.write(data)
+    return target
 
 
 def export_onnx(
@@ -48,34 +70,25 @@ def export_onnx(
     if height % multiple or width % multiple:
         raise ValueError(f"example_hw must be multiples of {multiple}, got {height}x{width}")
 
-    was_training = model.training
-    model.eval()
-    try:
-        # Export into a private scratch folder, then publish the bytes atomically: the exporter
-        # writes the file in several steps and a killed run must not leave half a model behind.
-        with tempfile.TemporaryDirectory(prefix="rgb2raw-export-") as scratch:
-            scratch_file = Path(scratch) / "model.onnx"
-            with torch.no_grad(), warnings.catch_warnings():
-                # The TorchScript exporter announces its own deprecation; nothing to act on.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                torch.onnx.export(
-                    model,
-                    (torch.rand(1, 3, height, width),),
-                    str(scratch_file),
-                    input_names=[INPUT_NAME],
-                    output_names=[OUTPUT_NAME],
-                    dynamic_axes={
-                        INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-                        OUTPUT_NAME: {0: "batch", 2: "raw_height", 3: "raw_width"},
-                    },
-                    opset_version=opset,
-                    dynamo=False,
-                )
-            onnx_bytes = scratch_file.read_bytes()
-    finally:
-        model.train(was_training)
-
-    target = Path(path)
-    with atomic_write(target) as handle:
-        handle.write(onnx_bytes)
-    return target
+    # Export into a private scratch folder, then publish the bytes atomically: the exporter
+    # writes the file in several steps and a killed run must not leave half a model behind.
+    with evaluating(model), tempfile.TemporaryDirectory(prefix="rgb2raw-export-") as scratch:
+        scratch_file = Path(scratch) / "model.onnx"
+        with torch.no_grad(), warnings.catch_warnings():
+            # The TorchScript exporter announces its own deprecation; nothing to act on.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                model,
+                (torch.rand(1, 3, height, width),),
+                str(scratch_file),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={
+                    INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                    OUTPUT_NAME: {0: "batch", 2: "raw_height", 3: "raw_width"},
+                },
+                opset_version=opset,
+                dynamo=False,
+            )
+        onnx_bytes = scratch_file.read_bytes()
+    return publish(onnx_bytes, path)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rgb2raw._atomic import atomic_write
 from rgb2raw.nets.globalnet import LEVELS, SITE_CHANNELS, GlobalReverseISP
 
 if TYPE_CHECKING:
@@ -148,16 +147,11 @@ def build_graph(model: GlobalReverseISP, name: str = "global-reverse-isp") -> Mo
 
 def export_graph(model: GlobalReverseISP, path: str | os.PathLike[str]) -> Path:
     """Write `build_graph(model)` to `path` atomically; returns the path."""
-    was_training = model.training
-    model.eval()
-    try:
+    from rgb2raw.nets.export import evaluating, publish
+
+    with evaluating(model):
         data = build_graph(model).SerializeToString()
-    finally:
-        model.train(was_training)
-    target = Path(path)
-    with atomic_write(target) as handle:
-        handle.write(data)
-    return target
+    return publish(data, path)
 
 
 __all__ = ["GRAPH_VERSION", "build_graph", "export_graph"]
