@@ -8,11 +8,11 @@ not know. Under squared error the best fixed inverse for an unknown ISP is an av
 plausible ones, so the default is built as one:
 
 1. **Families** (`FAMILIES`): forward tone curves (linear -> encoded) from public formulas:
-   sRGB, a 2.2 gamma, Brooks et al.'s smoothstep over sRGB, a half-strength smoothstep, Hable's
-   filmic curve and Narkowicz's ACES fit at two white points each, the extended Reinhard curve
-   at two white points, and a log curve that lifts shadows; plus the two real curves that
-   `calibrate_defaults.py` fits to the figures (one per phone). Each family inverts into a
-   table (`inverse_table`).
+   sRGB, 2.2 and 2.6 gammas, Brooks et al.'s smoothstep over sRGB, a half-strength smoothstep,
+   Hable's filmic curve at three white points, Narkowicz's ACES fit at two, the extended
+   Reinhard curve at three, and log curves that lift shadows at three strengths; plus the two
+   real curves that `calibrate_defaults.py` fits to the figures (one per phone). Each family
+   inverts into a table (`inverse_table`).
 2. **Matched to the real frame** (`matched`): each family gets the one exposure that best
    explains this camera's real figure, with the figure's white balance, the camera's colour
    matrix and black level. So every family agrees with the real shot's level; they differ in
@@ -103,13 +103,18 @@ FAMILIES: dict[str, Curve] = {
     "gamma-2.2": lambda x: np.clip(np.asarray(x, np.float64), 0, 1) ** (1 / 2.2),
     "brooks": lambda x: _smoothstep(srgb_encode(x)),
     "half-smoothstep": lambda x: 0.5 * (srgb_encode(x) + _smoothstep(srgb_encode(x))),
+    "hable-2": _normalised(_hable, 2.0),
     "hable-4": _normalised(_hable, 4.0),
     "hable-11": _normalised(_hable, 11.2),
     "aces-1": _normalised(_aces, 1.0),
     "aces-3": _normalised(_aces, 3.0),
     "reinhard-2": _reinhard(2.0),
+    "reinhard-4": _reinhard(4.0),
     "reinhard-8": _reinhard(8.0),
+    "log-4": lambda x: np.log1p(4.0 * np.clip(np.asarray(x, np.float64), 0, 1)) / np.log1p(4.0),
     "log-16": lambda x: np.log1p(16.0 * np.clip(np.asarray(x, np.float64), 0, 1)) / np.log1p(16.0),
+    "log-64": lambda x: np.log1p(64.0 * np.clip(np.asarray(x, np.float64), 0, 1)) / np.log1p(64.0),
+    "gamma-2.6": lambda x: np.clip(np.asarray(x, np.float64), 0, 1) ** (1 / 2.6),
 }
 #: The real curves (fitted to each phone's figure by calibrate_defaults.py) join as families
 #: named ``figure-<camera>``.
