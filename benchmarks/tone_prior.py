@@ -7,7 +7,7 @@ The photos users bring (and the simulations we are judged on) come from ISPs who
 not know. Under squared error the best fixed inverse for an unknown ISP is an average of the
 plausible ones, so the default is built as one:
 
-1. **Families** (`FAMILIES`): forward tone curves (linear -> encoded) from public formulas:
+1. **Families** (`tone_curves.FAMILIES`): forward tone curves (linear -> encoded) from public formulas:
    sRGB, 2.2 and 2.6 gammas, Brooks et al.'s smoothstep over sRGB, a half-strength smoothstep,
    Hable's filmic curve at three white points, Narkowicz's ACES fit at two, the extended
    Reinhard curve at three, and log curves that lift shadows at three strengths; plus the two
@@ -37,19 +37,18 @@ Benchmark code: reads the photo cache of `fetch_photos.py` and, through `real_pa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
+from tone_curves import FAMILIES, inverse_table
 
 from rgb2raw import bayer, metrics
 from rgb2raw.cameras import get_camera
-from rgb2raw.inverse import InverseParams, table_levels
+from rgb2raw.inverse import InverseParams
 from rgb2raw.train.isp_families import Centre
-
-Curve = Callable[[np.ndarray], np.ndarray]
 
 #: Exposure spread of the simulations, in stops (standard deviation).
 EXPOSURE_EV = 0.3
@@ -63,72 +62,9 @@ JPEG_QUALITY = (88, 97)
 PHOTOS = Path.home() / ".cache" / "rgb2raw-photos" / "photos"
 
 
-# ------------------------------------------------------------------------------ the families
-
-
-def srgb_encode(x: np.ndarray) -> np.ndarray:
-    x = np.clip(np.asarray(x, np.float64), 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
-
-
-def _smoothstep(s: np.ndarray) -> np.ndarray:
-    return s * s * (3.0 - 2.0 * s)
-
-
-def _hable(x: np.ndarray) -> np.ndarray:  # Hable's filmic operator (Uncharted 2), public formula
-    a, b, c, d, e, f = 0.15, 0.50, 0.10, 0.20, 0.02, 0.30
-    return ((x * (a * x + c * b) + d * e) / (x * (a * x + b) + d * f)) - e / f
-
-
-def _aces(x: np.ndarray) -> np.ndarray:  # Narkowicz's fit of the ACES film curve
-    return (x * (2.51 * x + 0.03)) / (x * (2.43 * x + 0.59) + 0.14)
-
-
-def _normalised(operator: Curve, white: float) -> Curve:
-    """`operator` applied to linear x in [0, 1] scaled so that 1 maps to `white`, then scaled
-    back so that 1 stays 1, then sRGB-encoded."""
-    top = float(operator(np.array(white)))
-    return lambda x: srgb_encode(operator(np.asarray(x, np.float64) * white) / top)
-
-
-def _reinhard(white: float) -> Curve:
-    def forward(x: np.ndarray) -> np.ndarray:
-        v = np.asarray(x, np.float64) * white
-        return srgb_encode(v * (1.0 + v / white**2) / (1.0 + v))
-    return forward
-
-
-FAMILIES: dict[str, Curve] = {
-    "srgb": srgb_encode,
-    "gamma-2.2": lambda x: np.clip(np.asarray(x, np.float64), 0, 1) ** (1 / 2.2),
-    "brooks": lambda x: _smoothstep(srgb_encode(x)),
-    "half-smoothstep": lambda x: 0.5 * (srgb_encode(x) + _smoothstep(srgb_encode(x))),
-    "hable-2": _normalised(_hable, 2.0),
-    "hable-4": _normalised(_hable, 4.0),
-    "hable-11": _normalised(_hable, 11.2),
-    "aces-1": _normalised(_aces, 1.0),
-    "aces-3": _normalised(_aces, 3.0),
-    "reinhard-2": _reinhard(2.0),
-    "reinhard-4": _reinhard(4.0),
-    "reinhard-8": _reinhard(8.0),
-    "log-4": lambda x: np.log1p(4.0 * np.clip(np.asarray(x, np.float64), 0, 1)) / np.log1p(4.0),
-    "log-16": lambda x: np.log1p(16.0 * np.clip(np.asarray(x, np.float64), 0, 1)) / np.log1p(16.0),
-    "log-64": lambda x: np.log1p(64.0 * np.clip(np.asarray(x, np.float64), 0, 1)) / np.log1p(64.0),
-    "gamma-2.6": lambda x: np.clip(np.asarray(x, np.float64), 0, 1) ** (1 / 2.6),
-}
 #: The real curves (fitted to each phone's figure by calibrate_defaults.py) join as families
 #: named ``figure-<camera>``.
 REAL_FAMILY = "figure-{}"
-
-
-def inverse_table(forward: Curve) -> np.ndarray:
-    """The (65536,) encoded -> linear table of a monotone forward curve, ending at 1."""
-    x = np.linspace(0.0, 1.0, 40001) ** 2  # dense in the shadows, where curves are steep
-    y = np.maximum.accumulate(np.asarray(forward(x), np.float64))
-    y = (y - y[0]) / (y[-1] - y[0])
-    table = np.interp(table_levels(), y + np.arange(y.size) * 1e-13, x)
-    table[-1] = 1.0  # a curve flat at its top (smoothstep) reaches 1 before x does
-    return table.astype(np.float32)
 
 
 # ------------------------------------------------------------------------------ matching

@@ -1,4 +1,4 @@
-"""The tone prior behind the calibrated defaults (benchmarks/tone_prior.py).
+"""The tone prior behind the calibrated defaults (benchmarks/tone_prior.py, tone_curves.py).
 
 Invariants:
 - every family's table inverts its forward curve, is monotone and runs from 0 to 1;
@@ -21,19 +21,20 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import tone_curves as tc  # noqa: E402
 import tone_prior as tp  # noqa: E402
 
 from rgb2raw.cameras import get_camera  # noqa: E402
 from rgb2raw.inverse import InverseParams, table_levels  # noqa: E402
 
 
-@pytest.mark.parametrize("name", sorted(tp.FAMILIES))
+@pytest.mark.parametrize("name", sorted(tc.FAMILIES))
 def test_family_tables_invert_their_curves(name: str) -> None:
-    table = tp.inverse_table(tp.FAMILIES[name])
+    table = tc.inverse_table(tc.FAMILIES[name])
     assert table.shape == (65536,)
     assert table[0] == pytest.approx(0.0, abs=1e-6) and table[-1] == pytest.approx(1.0)
     assert np.all(np.diff(table) >= 0)
-    forward = tp.FAMILIES[name]
+    forward = tc.FAMILIES[name]
     top = float(forward(np.array(1.0)))
     levels = table_levels()[::997]
     back = np.asarray(forward(table[::997].astype(np.float64))) / top
@@ -43,7 +44,7 @@ def test_family_tables_invert_their_curves(name: str) -> None:
 def _components() -> list[InverseParams]:
     base = InverseParams.from_camera(get_camera("s7"))
     names = ("srgb", "hable-4", "log-16")
-    return [tp.with_table(base, tp.inverse_table(tp.FAMILIES[n]), s)
+    return [tp.with_table(base, tc.inverse_table(tc.FAMILIES[n]), s)
             for n, s in zip(names, (0.4, 0.7, 0.25), strict=True)]
 
 
