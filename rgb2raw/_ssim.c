@@ -162,6 +162,15 @@ static int use_avx2(void) {
 #endif
 }
 
+/* One channel's SSIM sum by the build for this CPU: the AVX2 one when the CPU has it (`avx2`
+ * from use_avx2()), else the plain one; `type` is u16 or f64. */
+#ifdef HAVE_AVX2_BUILD
+#define CHANNEL_SUM(type, avx2, ...) \
+    ((avx2) ? channel_sum_##type##_avx2(__VA_ARGS__) : channel_sum_##type(__VA_ARGS__))
+#else
+#define CHANNEL_SUM(type, avx2, ...) ((void)(avx2), channel_sum_##type(__VA_ARGS__))
+#endif
+
 PyDoc_STRVAR(ssim_doc,
 "ssim(x, y, kind, height, width, channels, kernel, c1, c2) -> float\n\n"
 "Mean over channels of the cropped-mean SSIM of two C-contiguous (height, width, channels)\n"
@@ -194,32 +203,14 @@ static PyObject *ssim(PyObject *self, PyObject *args) {
             const int avx2 = use_avx2();
             Py_BEGIN_ALLOW_THREADS
             for (Py_ssize_t c = 0; c < channels; c++) {
-                double sum;
-                if (kind == 'H') {
-#ifdef HAVE_AVX2_BUILD
-                    sum = avx2 ? channel_sum_u16_avx2(bx.buf, by.buf, height, width, channels, c,
-                                                      k, c1, c2, &s)
-                               : channel_sum_u16(bx.buf, by.buf, height, width, channels, c,
-                                                 k, c1, c2, &s);
-#else
-                    sum = channel_sum_u16(bx.buf, by.buf, height, width, channels, c, k, c1, c2,
-                                          &s);
-#endif
-                } else {
-#ifdef HAVE_AVX2_BUILD
-                    sum = avx2 ? channel_sum_f64_avx2(bx.buf, by.buf, height, width, channels, c,
-                                                      k, c1, c2, &s)
-                               : channel_sum_f64(bx.buf, by.buf, height, width, channels, c,
-                                                 k, c1, c2, &s);
-#else
-                    sum = channel_sum_f64(bx.buf, by.buf, height, width, channels, c, k, c1, c2,
-                                          &s);
-#endif
-                }
+                const double sum = kind == 'H'
+                    ? CHANNEL_SUM(u16, avx2, bx.buf, by.buf, height, width, channels, c, k, c1,
+                                  c2, &s)
+                    : CHANNEL_SUM(f64, avx2, bx.buf, by.buf, height, width, channels, c, k, c1,
+                                  c2, &s);
                 total += sum / ((double)(height - 2 * CROP) * (double)(width - 2 * CROP));
             }
             Py_END_ALLOW_THREADS
-            (void)avx2;
             free(s.block);
             result = PyFloat_FromDouble(total / (double)channels);
         }
