@@ -43,6 +43,15 @@ def _reference(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
     return official_reference.psnr(x, y), official_reference.ssim(x, y)
 
 
+def _assert_matches_reference(pred: np.ndarray, gt: np.ndarray) -> None:
+    """Our PSNR (to 1e-9) and SSIM (to 1e-12) equal the reference's; a 2-D pair is one channel
+    to the reference."""
+    ref_psnr, ref_ssim = _reference(pred[..., None] if pred.ndim == 2 else pred,
+                                    gt[..., None] if gt.ndim == 2 else gt)
+    assert metrics.psnr(pred, gt, data_range=SCALE) == pytest.approx(ref_psnr, abs=1e-9)
+    assert metrics.ssim(pred, gt, data_range=SCALE) == pytest.approx(ref_ssim, abs=1e-12)
+
+
 def test_kernel_is_scipys_13_tap_gaussian() -> None:
     from scipy.ndimage import gaussian_filter
 
@@ -57,18 +66,14 @@ def test_kernel_is_scipys_13_tap_gaussian() -> None:
 def test_uint16_parity_with_reference(seed: int) -> None:
     rng = np.random.default_rng(seed)
     pred, gt = _pair(rng, noise=[1.0, 5.0, 30.0, 100.0, 300.0][seed])
-    ref_psnr, ref_ssim = _reference(pred, gt)
-    assert metrics.psnr(pred, gt, data_range=SCALE) == pytest.approx(ref_psnr, abs=1e-9)
-    assert metrics.ssim(pred, gt, data_range=SCALE) == pytest.approx(ref_ssim, abs=1e-12)
+    _assert_matches_reference(pred, gt)
 
 
 def test_float_and_mixed_dtypes_match_reference() -> None:
     rng = np.random.default_rng(7)
     gt = rng.integers(0, 1025, (30, 30, 4)).astype(np.uint16)
     pred = np.clip(gt + rng.normal(0, 9, gt.shape), 0, 1024).astype(np.float32)
-    ref_psnr, ref_ssim = _reference(pred, gt)
-    assert metrics.psnr(pred, gt, data_range=SCALE) == pytest.approx(ref_psnr, abs=1e-9)
-    assert metrics.ssim(pred, gt, data_range=SCALE) == pytest.approx(ref_ssim, abs=1e-12)
+    _assert_matches_reference(pred, gt)
     int32_pred = pred.round().astype(np.int32)
     assert metrics.ssim(int32_pred, gt, data_range=SCALE) == pytest.approx(
         _reference(int32_pred, gt)[1], abs=1e-12)
@@ -93,9 +98,7 @@ def test_saturated_and_flat_images() -> None:
     gt = np.full((24, 24, 4), 1024, np.uint16)
     pred = gt.copy()
     pred[3:9, 3:9] = 1000
-    ref_psnr, ref_ssim = _reference(pred, gt)
-    assert metrics.psnr(pred, gt, data_range=SCALE) == pytest.approx(ref_psnr, abs=1e-9)
-    assert metrics.ssim(pred, gt, data_range=SCALE) == pytest.approx(ref_ssim, abs=1e-12)
+    _assert_matches_reference(pred, gt)
 
 
 def test_batch_helpers_and_workspace_reuse() -> None:
@@ -133,10 +136,7 @@ def test_smallest_and_lopsided_shapes_match_reference(shape: tuple[int, ...]) ->
     """The crop leaves 1 pixel at 11: every border reflection is exercised."""
     rng = np.random.default_rng(sum(shape))
     pred, gt = _pair(rng, shape, noise=40.0)
-    ref_psnr, ref_ssim = _reference(pred[..., None] if pred.ndim == 2 else pred,
-                                    gt[..., None] if gt.ndim == 2 else gt)
-    assert metrics.psnr(pred, gt, data_range=SCALE) == pytest.approx(ref_psnr, abs=1e-9)
-    assert metrics.ssim(pred, gt, data_range=SCALE) == pytest.approx(ref_ssim, abs=1e-12)
+    _assert_matches_reference(pred, gt)
 
 
 def test_views_fractional_values_and_a_16_bit_white_level() -> None:
