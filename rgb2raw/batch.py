@@ -36,8 +36,8 @@ from rgb2raw.rgb import DEFAULT_MAX_PIXELS
 if TYPE_CHECKING:
     import numpy as np
 
-    from rgb2raw.backends import LoadedModel
     from rgb2raw.cameras import CameraProfile
+    from rgb2raw.loading import LoadedModel
     from rgb2raw.pipeline import RunSettings
 
 log = logging.getLogger("rgb2raw.batch")

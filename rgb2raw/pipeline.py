@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from rgb2raw import levels, tiling
-from rgb2raw.backends import BackendName, Device, LoadedModel, TorchBackend, open_model
+from rgb2raw.backends import Device, TorchBackend
 from rgb2raw.cameras import CameraProfile
 from rgb2raw.errors import Rgb2RawError
+from rgb2raw.loading import BackendName, LoadedModel, open_model
 from rgb2raw.nets.pixelwise import PixelwiseBackend
 from rgb2raw.rgb import to_unit
 from rgb2raw.shading import FrameBox

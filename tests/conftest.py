@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from rgb2raw import bayer
-from rgb2raw.backends import FunctionBackend, LoadedModel
+from rgb2raw.backends import FunctionBackend
+from rgb2raw.loading import LoadedModel
 from rgb2raw.zoo import ModelCard, ModelFile
 
 #: The contract a function model gets unless a test says otherwise: the challenge's units

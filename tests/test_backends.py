@@ -177,7 +177,7 @@ def test_a_broken_model_fails_the_run_not_each_file(tmp_path: Path) -> None:
 def test_auto_backend_runs_bounded_memory_frame_models_on_torch() -> None:
     """`auto` is ONNX Runtime, except for torch weights of a network whose whole frames run in
     bounded memory only on torch (LiteISPNet_s's two-pass runner)."""
-    from rgb2raw.backends import resolve_backend
+    from rgb2raw.loading import resolve_backend
     from rgb2raw.zoo import ModelCard, ModelFile
 
     def card(arch: str, fmt: str) -> ModelCard:

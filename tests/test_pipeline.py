@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from rgb2raw import bayer
-from rgb2raw.backends import LoadedModel
 from rgb2raw.batch import FileResult, OutputSettings, infer_paths
 from rgb2raw.cameras import P20, S7
 from rgb2raw.errors import Rgb2RawError
+from rgb2raw.loading import LoadedModel
 from rgb2raw.pipeline import RunSettings, add_camera_noise, infer_image, quantise
 
 

@@ -12,10 +12,10 @@ import pytest
 
 from rgb2raw import bayer, stitch
 from rgb2raw import jobs as planning
-from rgb2raw.backends import LoadedModel
 from rgb2raw.batch import OutputSettings, infer_paths
 from rgb2raw.cameras import S7
 from rgb2raw.errors import Rgb2RawError
+from rgb2raw.loading import LoadedModel
 from rgb2raw.pipeline import RunSettings
 
 GRID = (6, 8)

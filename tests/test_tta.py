@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from rgb2raw import bayer, tta
-from rgb2raw.backends import LoadedModel
 from rgb2raw.errors import Rgb2RawError
+from rgb2raw.loading import LoadedModel
 from rgb2raw.pipeline import RunSettings, predict
 
 
