@@ -9,12 +9,11 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from rgb2raw.nets.liteisp import ChannelAttention, LiteISPNetS  # noqa: E402
+from rgb2raw.nets.liteisp_rows import input_rows, receptive_radius  # noqa: E402
 from rgb2raw.nets.twopass import (  # noqa: E402
     _accumulate_border_sums,
     _conv_mean,
     demanding_weights,
-    input_rows,
-    receptive_radius,
     run_full_frame,
 )
 

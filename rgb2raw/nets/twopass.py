@@ -4,9 +4,10 @@ Why not plain tiles: the network has 33 channel attentions (one per attention bl
 the 4-channel tail), each scaling its input by a gate computed from the MEAN over the whole
 frame, and each mean depends on everything before it, through every earlier gate. Tiles that
 compute their own means give a different image (`tests/test_twopass.py` shows it). Freezing the
-gates would make the network local, but its receptive field is then `receptive_radius()` = 1,341
-RGB rows on each side (the Haar levels multiply the depth of the deep layers by up to 16; the
-test measures it), so a tile with exact context would be most of a 2,976-row P20 frame.
+gates would make the network local, but its receptive field is then 1,341 RGB rows on each
+side (`liteisp_rows.receptive_radius()`: the Haar levels multiply the depth of the deep layers
+by up to 16; the test measures it), so a tile with exact context would be most of a 2,976-row
+P20 frame.
 One "global pass, then local tiles" split is therefore not enough: each gate needs its own.
 
 What this runner does instead, level by level, in full-width row strips:
@@ -46,10 +47,12 @@ Invariants:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import TYPE_CHECKING, cast
+
+from rgb2raw._memory import release_free_memory
+from rgb2raw.nets.liteisp_rows import BLOCK_HALO, RES_HALO, SA_HALO
 
 if TYPE_CHECKING:
     import torch
@@ -62,10 +65,6 @@ if TYPE_CHECKING:
 #: strip's temporaries. Measured on a P20 frame (one fresh process each, load 6 on 2 cores):
 #: 64 rows: 80 s CPU, peak 1281 MiB; 96: 68 s, 1324 MiB; 128: 66 s, 1380 MiB.
 DEFAULT_TILE = 96
-# Radii (rows each side) of the local pieces, in rows of the level they run on.
-_RES_HALO = 2  # conv3x3, ReLU, conv3x3
-_SA_HALO = 3  # 7x7 convolution of the spatial attention
-_BLOCK_HALO = _RES_HALO + _SA_HALO
 # Strips at least as tall as the in-place sweeps' halo, and even for the Haar grids.
 _MIN_TILE = 8
 
@@ -214,30 +213,7 @@ def _strips(
                 raise AssertionError(f"strip [{lo}, {hi}) is not aligned to scale {scale}")
             views.append(buffer[:, :, int(start) : int(stop)])
         yield a, b, fn(*views)[:, :, a - lo : b - lo]
-    _release_free_memory()
-
-
-def _release_free_memory() -> None:
-    """Give the C heap's free pages back to the system after a sweep (glibc only).
-
-    A sweep's strip temporaries (tens of MB) are freed into the heap, and glibc keeps such
-    memory mapped for reuse; between sweeps of different levels it was measured at 300-400 MB
-    of resident memory holding nothing. `malloc_trim` returns it; elsewhere this does nothing.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        import ctypes
-
-        trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-    return trim
+    release_free_memory()
 
 
 def _fill(
@@ -354,7 +330,7 @@ def _block_kept(block: AttentionResBlock, x: torch.Tensor, step: int) -> None:
     rows, width = x.shape[2], x.shape[3]
     feats = torch.empty_like(x)
     total = torch.zeros(x.shape[1], dtype=torch.float64)
-    for a, b, y in _strips(lambda xs: _res(block, xs), [(x, Fraction(1))], rows, _RES_HALO, step):
+    for a, b, y in _strips(lambda xs: _res(block, xs), [(x, Fraction(1))], rows, RES_HALO, step):
         feats[:, :, a:b] = y
         total += y.sum(dim=(0, 2, 3)).to(torch.float64)
     gate = _gate(block.ca.conv_du, total / (rows * width))
@@ -363,13 +339,13 @@ def _block_kept(block: AttentionResBlock, x: torch.Tensor, step: int) -> None:
         return _spatial_attention_(block, fs * gate)
 
     # `x` is read only at the rows being written, so the update can be immediate.
-    for a, b, y in _strips(attend, [(feats, Fraction(1))], rows, _SA_HALO, step):
+    for a, b, y in _strips(attend, [(feats, Fraction(1))], rows, SA_HALO, step):
         x[:, :, a:b] += y
 
 
 def _block_recomputed(block: AttentionResBlock, x: torch.Tensor, step: int) -> None:
-    if step < _BLOCK_HALO:
-        raise AssertionError(f"strip of {step} rows is shorter than the halo {_BLOCK_HALO}")
+    if step < BLOCK_HALO:
+        raise AssertionError(f"strip of {step} rows is shorter than the halo {BLOCK_HALO}")
     rows, width = x.shape[2], x.shape[3]
     conv1, relu, conv2 = block.res
     sums: Sums = {}
@@ -381,9 +357,9 @@ def _block_recomputed(block: AttentionResBlock, x: torch.Tensor, step: int) -> N
         return _spatial_attention_(block, _res(block, xs).mul_(gate)).add_(xs)
 
     # In place, so strip k is written only after strip k+1 has been computed: strip k+1 reads
-    # `_BLOCK_HALO` rows of strip k's ORIGINAL values, and no row of strip k-1 (step >= halo).
+    # `BLOCK_HALO` rows of strip k's ORIGINAL values, and no row of strip k-1 (step >= halo).
     pending: tuple[int, int, torch.Tensor] | None = None
-    for a, b, y in _strips(update, [(x, Fraction(1))], rows, _BLOCK_HALO, step):
+    for a, b, y in _strips(update, [(x, Fraction(1))], rows, BLOCK_HALO, step):
         if pending is not None:
             x[:, :, pending[0] : pending[1]] = pending[2]
         pending = (a, b, y)
@@ -465,55 +441,3 @@ def _gate(conv_du: nn.Module, mean: torch.Tensor) -> torch.Tensor:
 
     gate: torch.Tensor = conv_du(mean.to(torch.float32).view(1, -1, 1, 1))
     return gate
-
-
-def receptive_radius(n_blocks: int = 4) -> int:
-    """How far (RGB rows, each side) a gate-frozen LiteISPNetS output row's inputs reach.
-
-    The maximum over output rows of `input_rows(r)`'s reach beyond RGB rows ``2r, 2r + 1``
-    (the pattern repeats every 8 output rows, one block of the H/16 level).
-    """
-    worst = 0
-    for r in range(16):
-        lo, hi = input_rows(r, n_blocks)
-        worst = max(worst, 2 * r - lo, hi - (2 * r + 1))
-    return worst
-
-
-def input_rows(r: int, n_blocks: int = 4) -> tuple[int, int]:
-    """The RGB rows (inclusive, unbounded frame) that output row `r` depends on, gates frozen.
-
-    An interval of rows is propagated backwards through the layers: a 3x3 convolution widens it
-    by one row each side, the spatial attention's 7x7 by three, a Haar downsampling maps output
-    rows ``[lo, hi]`` to ``[2lo, 2hi + 1]``, a Haar upsampling to ``[lo // 2, hi // 2]``, the
-    stride-2 head to ``[2lo - 1, 2hi + 1]``; a skip or residual takes the union of its paths.
-    """
-    Rows = tuple[int, int]
-
-    def conv(rows: Rows, radius: int = 1) -> Rows:
-        return rows[0] - radius, rows[1] + radius
-
-    def group(rows: Rows) -> Rows:  # x + conv(blocks(x)): the blocks' path is the wider one
-        return conv(rows, n_blocks * _BLOCK_HALO + 1)
-
-    def down(rows: Rows) -> Rows:
-        return 2 * rows[0], 2 * rows[1] + 1
-
-    def up(rows: Rows) -> Rows:
-        return rows[0] // 2, rows[1] // 2
-
-    def union(p: Rows, q: Rows) -> Rows:
-        return min(p[0], q[0]), max(p[1], q[1])
-
-    out = (r, r)
-    u1 = conv(out, 2)  # tail: one conv; shading: two
-    u2 = up(group(conv(u1)))  # up1 = HaarUp, group, conv
-    d1 = u2  # u2 = up2(u3) + d1
-    u3 = up(group(conv(u2)))  # up2
-    d2 = u3  # u3 = up3(m) + d2
-    m = up(group(conv(u3)))  # up3
-    d3 = union(m, conv(group(group(conv(m)))))  # m = middle(d3) + d3
-    d2 = union(d2, conv(group(down(d3))))  # d3 = down3(d2) = Haar(group(conv(d2)))
-    d1 = union(d1, conv(group(down(d2))))  # d2 = down2(d1)
-    half = conv(group(conv(down(d1))))  # d1 = Haar(conv(group(conv(head(rgb)))))
-    return 2 * half[0] - 1, 2 * half[1] + 1
