@@ -13,7 +13,9 @@ fitted on the same frame as a radial gain and kept only when it improves the hel
 
 That figure-only fit is then combined with a prior over ISP tone curves (`tone_prior.py`):
 textbook curves and both phones' real ones, each matched to this figure's exposure, mixed
-with the figure counted `emphasis` times as much as each simulated family. The emphasis is
+with the figure counted `emphasis` times as much as each simulated family. The simulated
+pixels count their levels as the real phone crops of `../shared/data/real-inputs` do
+(`real_content.py`: only their level histogram is read; they have no RAW). The emphasis is
 chosen by real data alone: each half-frame fit makes a default that is scored on the other
 half, and the emphasis with the best mean wins. Every family is also held out of the prior in
 turn and the default made without it is scored on its simulations, the estimate of what the
@@ -29,7 +31,7 @@ top/bottom), and those held-out numbers go into the report beside the in-sample 
 `generic` (photos of unknown phones) gets the mean of the two cameras' calibrations in linear
 light, the generic profile's matrix and levels: no real frame stands behind it.
 
-This script reads ../shared and the photo cache (never shipped, never needed by a test) and
+This script reads ../shared (the figures and the real crops) and the photo cache (never shipped, never needed by a test) and
 writes models/calibrated-<camera>.npz (parameters and lens shading) plus
 benchmarks/results/calibrated-defaults.{json,md}.
 """
@@ -48,6 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import real_content as rc  # noqa: E402
 import real_pairs as rp  # noqa: E402
 import tone_prior as tp  # noqa: E402
 
@@ -169,10 +172,11 @@ def figure_data(camera: str, shading: RadialShading | None,
 Calibration = tuple[InverseParams, RadialShading | None, dict[str, Any]]
 
 
-def calibrate(camera: str, fitted: dict[str, Calibration]) -> Calibration:
+def calibrate(camera: str, fitted: dict[str, Calibration], content: np.ndarray) -> Calibration:
     """Score `camera`'s figure-only fits on held-out halves, then make the default from the
     tone prior (module docstring). `fitted` holds every camera's whole-frame `fit`: each real
-    curve joins the prior of every camera."""
+    curve joins the prior of every camera. `content` is the real phone crops' level shares
+    (`real_content`), to which the simulated families are weighted."""
     figure = rp.load(camera)
     shape = figure.raw_planes.shape[:2]
     formula = InverseParams.from_camera(get_camera(camera))
@@ -197,7 +201,7 @@ def calibrate(camera: str, fitted: dict[str, Calibration]) -> Calibration:
     final_shading = shading if use_shading else None
     real = {tp.REAL_FAMILY.format(c): f[0].tables[1] for c, f in fitted.items()}
     whole = figure_data(camera, final_shading)
-    prior = tp.Prior.build(camera, params, whole, real)
+    prior = tp.Prior.build(camera, params, whole, real, content=content)
     own = tp.REAL_FAMILY.format(camera)
 
     # The figure's weight against the simulated families, chosen by real data alone: each
@@ -245,10 +249,12 @@ def held_out_families(prior: tp.Prior, params: InverseParams, whole: tp.FigureDa
     figure_only = tp.with_highlights(params, whole)
     for name, pairs in prior.test.items():
         model, _ = prior.fit(params, whole, emphasis, exclude=name)
-        row = {"family": name, "formula": tp.pair_psnr(formula, pairs),
-               "figure_only": tp.pair_psnr(figure_only, pairs),
-               "calibrated_held_out": tp.pair_psnr(model, pairs),
-               "own_inverse": tp.pair_psnr(prior.families[name], pairs)}
+        row: dict[str, Any] = {"family": name}
+        for key, content in (("", None), ("_real_content", prior.content)):
+            row |= {f"formula{key}": tp.pair_psnr(formula, pairs, content),
+                    f"figure_only{key}": tp.pair_psnr(figure_only, pairs, content),
+                    f"calibrated_held_out{key}": tp.pair_psnr(model, pairs, content),
+                    f"own_inverse{key}": tp.pair_psnr(prior.families[name], pairs, content)}
         rows.append({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
         print(f"{prior.camera} family {name:16s} " + " ".join(
             f"{k} {v:.2f}" for k, v in row.items() if k != "family"), file=sys.stderr, flush=True)
@@ -312,6 +318,7 @@ def report_lines(results: dict[str, Any]) -> list[str]:
         lines.append(f"| {camera} | " + " | ".join(f"{ins[k][0]:.2f} / {ins[k][1]:.3f}" for k in
                                                   ("formula", "figure_only", "calibrated"))
                      + f" | {mixed} |")
+    keys = ("formula", "figure_only", "calibrated_held_out", "own_inverse")
     lines += ["", "## Simulated ISP families, each held out of the prior", "",
               "Each family's simulated test pairs (test photos, exposure spread "
               f"{tp.EXPOSURE_EV} EV, half fixed and half auto-exposing ISPs, ISO "
@@ -319,20 +326,26 @@ def report_lines(results: dict[str, Any]) -> list[str]:
               "`calibrated` is made without that family; `figure-only fit` is step 1 with the "
               "same highlight rule (`tone_prior.with_highlights`). `own inverse` knows the "
               "family but not each shot's exposure and white balance. PSNR dB, challenge "
-              "scale (whole DN / 1024).", "",
+              "scale (whole DN / 1024). Each cell is `photos' levels / real levels`: the "
+              "first counts every pixel of the licensed photos alike; the second weights each "
+              "pixel so that the levels count as in the real phone crops of "
+              "`../shared/data/real-inputs` (`real_content.py`; the photos are about ten times "
+              "as often near white), as the mixture itself is fitted.", "",
               "| camera | family | formula | figure-only fit | calibrated (family held out) "
               "| own inverse |", "| --- | --- | --- | --- | --- | --- |"]
+
+    def cells(values: dict[str, float]) -> str:
+        return " | ".join(f"{values[k]:.2f} / {values[k + '_real_content']:.2f}" for k in keys)
+
     for camera, report in results["cameras"].items():
         rows = report["prior"]["families"]
         for row in rows:
-            lines.append(f"| {camera} | {row['family']} | {row['formula']:.2f} | "
-                         f"{row['figure_only']:.2f} | {row['calibrated_held_out']:.2f} | "
-                         f"{row['own_inverse']:.2f} |")
-        means = {k: float(np.mean([r[k] for r in rows])) for k in
-                 ("formula", "figure_only", "calibrated_held_out", "own_inverse")}
-        lines.append(f"| {camera} | **mean** | {means['formula']:.2f} | "
-                     f"{means['figure_only']:.2f} | {means['calibrated_held_out']:.2f} | "
-                     f"{means['own_inverse']:.2f} |")
+            lines.append(f"| {camera} | {row['family']} | {cells(row)} |")
+        means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "family"}
+        lines.append(f"| {camera} | **mean** | {cells(means)} |")
+    lines += ["", "Level shares of the real phone crops (band lower edge: share): "
+              + ", ".join(f"{k} {v:.4f}" for k, v in results["real_content_shares"].items())
+              + "."]
     lines += ["", f"Machine: {results['machine']}", ""]
     return lines
 
@@ -346,9 +359,12 @@ def main() -> int:
     results: dict[str, Any] = {"machine": machine(), "cameras": {}}
     fitted: dict[str, InverseParams] = {}
     figure_fits = {camera: fit(camera) for camera in ("s7", "p20")}
+    content = rc.real_shares(rp.SHARED)
+    results["real_content_shares"] = {f"{lo:.3f}": round(float(v), 5) for lo, v in
+                                      zip(rc.EDGES[:-1], content, strict=True)}
     shadings: dict[str, RadialShading | None] = {}
     for camera in ("s7", "p20"):
-        params, shading, report = calibrate(camera, figure_fits)
+        params, shading, report = calibrate(camera, figure_fits, content)
         fitted[camera], shadings[camera] = params, shading
         results["cameras"][camera] = report
     fitted["generic"] = mean_calibration(fitted["s7"], fitted["p20"])

@@ -20,7 +20,9 @@ plausible ones, so the default is built as one:
 3. **Simulated** (`simulate`): licensed photos stand for what each family's ISP made of a scene;
    the RAW behind it gets an exposure spread of `EXPOSURE_EV` stops and a white-balance spread
    (half the pairs by a fixed ISP whose JPEG shows the exposure, half by an auto-exposing one
-   whose JPEG does not), sensor noise, and a JPEG quality of 88-97.
+   whose JPEG does not), sensor noise, and a JPEG quality of 88-97. Each simulated pixel
+   counts by its level as real phone JPEGs count it (`real_content`): the photos are
+   wallpapers, ten times as often near white as real phone crops.
 4. **Mixed** (`mixture_weights`): the default's table and gains are a non-negative mixture of
    the families' (linear in the weights, because they share white balance and matrix). The
    weights minimise the mean over families and the real figure of log squared error, that is,
@@ -43,6 +45,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from real_content import Content
 from tone_curves import FAMILIES, inverse_table
 
 from rgb2raw import bayer, metrics
@@ -189,11 +192,23 @@ def simulate_family(isp: InverseParams, camera: str, pictures: Sequence[np.ndarr
             for i, v in enumerate(pictures)]
 
 
-def pair_psnr(params: InverseParams, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
-    """Mean PSNR (whole DN / 1024, the challenge's scale) of `params` over simulated pairs."""
+def pair_psnr(params: InverseParams, pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+              target: np.ndarray | None = None) -> float:
+    """Mean PSNR (whole DN / 1024, the challenge's scale) of `params` over simulated pairs.
+
+    With `target` band shares (`real_content`), each RAW site's squared error is weighted by
+    its JPEG pixel's band so that the pairs count levels in those shares."""
     span = params.white_level - params.black_level
-    scores = [metrics.psnr(np.rint(params.black_level + params.apply(jpeg) * span), raw,
-                           data_range=1024.0) for jpeg, raw in pairs]
+    content = None if target is None else Content.reweighting(target, [j for j, _ in pairs])
+    scores = []
+    for jpeg, raw in pairs:
+        pred = np.rint(params.black_level + params.apply(jpeg) * span)
+        if content is None:
+            scores.append(metrics.psnr(pred, raw, data_range=1024.0))
+            continue
+        weight = bayer.pack(content.weight(jpeg))  # each site's own JPEG pixel
+        mse = float(np.sum(weight * (pred - raw) ** 2) / np.sum(weight))
+        scores.append(10.0 * np.log10(1024.0 ** 2 / max(mse, 1e-12)))
     return float(np.mean(scores))
 
 
@@ -202,16 +217,20 @@ def pair_psnr(params: InverseParams, pairs: Sequence[tuple[np.ndarray, np.ndarra
 
 @dataclass(frozen=True)
 class Observations:
-    """Sampled sites of one data set: picture RGB, camera channel, RAW in DN, shading gain."""
+    """Sampled sites of one data set: picture RGB, camera channel, RAW in DN, shading gain, and
+    how much each counts (`real_content`; ones for real data)."""
 
     rgb: np.ndarray  # (N, 3)
     channel: np.ndarray  # (N,)
     raw: np.ndarray  # (N,)
     shading: np.ndarray  # (N,)
+    weight: np.ndarray  # (N,)
 
 
 def pair_observations(pairs: Sequence[tuple[np.ndarray, np.ndarray]], per_pair: int,
-                      rng: np.random.Generator) -> Observations:
+                      rng: np.random.Generator, target: np.ndarray | None = None
+                      ) -> Observations:
+    """`per_pair` random sites of each pair; with `target` band shares, weighted to them."""
     rgb, channel, raw = [], [], []
     for jpeg, packed in pairs:
         h, w = packed.shape[:2]
@@ -222,8 +241,11 @@ def pair_observations(pairs: Sequence[tuple[np.ndarray, np.ndarray]], per_pair: 
         channel.append(np.array([0, 1, 1, 2])[site])
         raw.append(packed[y, x, site])
     n = per_pair * len(pairs)
-    return Observations(np.concatenate(rgb), np.concatenate(channel), np.concatenate(raw),
-                        np.ones(n, np.float32))
+    sites = np.concatenate(rgb)
+    content = Content.uniform() if target is None else Content.reweighting(
+        target, [j for j, _ in pairs])
+    return Observations(sites, np.concatenate(channel), np.concatenate(raw),
+                        np.ones(n, np.float32), content.weight(sites).astype(np.float32))
 
 
 def figure_observations(figure: FigureData) -> Observations:
@@ -232,7 +254,7 @@ def figure_observations(figure: FigureData) -> Observations:
     channel = np.tile(np.arange(3), rows.size)
     raw = figure.raw[rows, cols].reshape(-1)
     shading = figure.shading[rows, cols].reshape(-1)
-    return Observations(rgb, channel, raw, shading)
+    return Observations(rgb, channel, raw, shading, np.ones(raw.size, np.float32))
 
 
 def _predictions(components: Sequence[InverseParams], data: Observations) -> np.ndarray:
@@ -247,13 +269,13 @@ def _predictions(components: Sequence[InverseParams], data: Observations) -> np.
 
 @dataclass(frozen=True)
 class _Normal:
-    """One data set's least-squares problem in the weights: mean of (w @ P - r)^2 is
-    (w Q w - 2 c w + rr) / n."""
+    """One data set's least-squares problem in the weights: the (observation-weighted) mean of
+    (w @ P - r)^2 is (w Q w - 2 c w + rr) / n."""
 
     q: np.ndarray
     c: np.ndarray
     rr: float
-    n: int
+    n: float
 
     def mse(self, w: np.ndarray) -> float:
         return max(float(w @ self.q @ w - 2.0 * self.c @ w + self.rr) / self.n, 1e-12)
@@ -265,7 +287,8 @@ def _normal(components: Sequence[InverseParams], data: Observations) -> _Normal:
     keep = (data.raw < white - 0.02 * (white - black)) & (data.rgb.max(axis=1) < 252.5 / 255)
     p = _predictions(components, data)[:, keep].astype(np.float64)
     r = (data.raw[keep] - black).astype(np.float64)
-    return _Normal(p @ p.T, p @ r, float(r @ r), int(r.size))
+    u = data.weight[keep].astype(np.float64)
+    return _Normal((p * u) @ p.T, (p * u) @ r, float((r * u) @ r), max(float(u.sum()), 1e-12))
 
 
 def mixture_weights(components: Sequence[InverseParams], datasets: Sequence[Observations],
@@ -325,24 +348,29 @@ def with_highlights(params: InverseParams, figure: FigureData) -> InverseParams:
 
 
 def _rescaled(data: Observations, black: float, factor: float) -> Observations:
-    return Observations(data.rgb, data.channel, black + (data.raw - black) * factor, data.shading)
+    return Observations(data.rgb, data.channel, black + (data.raw - black) * factor, data.shading,
+                        data.weight)
 
 
 @dataclass(frozen=True)
 class Prior:
     """The families of one camera matched to its whole figure, with simulated pairs of each:
-    training observations (from `train` photos) and test pairs (from `test` photos)."""
+    training observations (from `train` photos) and test pairs (from `test` photos). With
+    `content` (band shares of real phone JPEGs, `real_content.real_shares`), each family's
+    training sites are weighted to count levels as real pictures do; score the test pairs with
+    `pair_psnr(..., prior.content)` for the same."""
 
     camera: str
     tables: dict[str, np.ndarray]
     families: dict[str, InverseParams]
     train: dict[str, Observations]
     test: dict[str, list[tuple[np.ndarray, np.ndarray]]]
+    content: np.ndarray | None = None
 
     @classmethod
     def build(cls, camera: str, params: InverseParams, figure: FigureData,
               real_tables: dict[str, np.ndarray], seed: int = 0,
-              per_pair: int = 3000) -> Prior:
+              per_pair: int = 3000, content: np.ndarray | None = None) -> Prior:
         tables = {name: inverse_table(curve) for name, curve in FAMILIES.items()} | real_tables
         families = matched(params, figure, tables)
         rng = np.random.default_rng(seed)
@@ -351,9 +379,10 @@ class Prior:
         train, test = {}, {}
         for i, (name, isp) in enumerate(families.items()):
             pairs = simulate_family(isp, camera, train_views, seed + 100 + i)
-            train[name] = pair_observations(pairs, per_pair, np.random.default_rng(seed + 300 + i))
+            train[name] = pair_observations(pairs, per_pair, np.random.default_rng(seed + 300 + i),
+                                            content)
             test[name] = simulate_family(isp, camera, test_views, seed + 200 + i)
-        return cls(camera, tables, families, train, test)
+        return cls(camera, tables, families, train, test, content)
 
     def fit(self, params: InverseParams, figure: FigureData, emphasis: float,
             real_tables: dict[str, np.ndarray] | None = None, exclude: str | None = None

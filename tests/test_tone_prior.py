@@ -7,7 +7,9 @@ Invariants:
 - the weights recover a known mixture from its own data, and follow the data: the emphasised
   data set, made by one component, puts the weight on that component and is fitted to its
   noise floor (negative control: emphasis elsewhere leaves it far from that floor);
-- highlight gains fade only where the frame shows bright pixels; without any, none.
+- highlight gains fade only where the frame shows bright pixels; without any, none;
+- sites weighted zero (`real_content`) do not vote, and scores weighted to real content count
+  each level by the target's shares (weights of 1 give the plain score).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import tone_curves as tc  # noqa: E402
 import tone_prior as tp  # noqa: E402
 
+from rgb2raw import bayer  # noqa: E402
 from rgb2raw.cameras import get_camera  # noqa: E402
 from rgb2raw.inverse import InverseParams, table_levels  # noqa: E402
 
@@ -52,11 +55,13 @@ def _observations(n: int = 4000, seed: int = 0) -> tp.Observations:
     rng = np.random.default_rng(seed)
     rgb = rng.uniform(0.02, 0.95, (n, 3)).astype(np.float32)
     channel = rng.integers(0, 3, n)
-    return tp.Observations(rgb, channel, np.zeros(n, np.float32), np.ones(n, np.float32))
+    ones = np.ones(n, np.float32)
+    return tp.Observations(rgb, channel, np.zeros(n, np.float32), ones, ones)
 
 
 def _with_raw(data: tp.Observations, raw: np.ndarray, black: float) -> tp.Observations:
-    return tp.Observations(data.rgb, data.channel, (black + raw).astype(np.float32), data.shading)
+    return tp.Observations(data.rgb, data.channel, (black + raw).astype(np.float32), data.shading,
+                           data.weight)
 
 
 def test_mixture_is_exactly_the_weighted_sum() -> None:
@@ -130,3 +135,53 @@ def test_bright_pixels_over_white_raw_keep_a_fade() -> None:
     raw[:, :32] = params.black_level + params.camera_rgb(rgb[:, :32].astype(np.float32)) * span
     out = tp.with_highlights(params, _figure(rgb, raw))
     assert np.all(out.highlight_gains > params.gains * 1.5)
+
+
+def test_sites_weighted_zero_do_not_vote() -> None:
+    components = _components()
+    truth = np.array([0.6, 0.0, 0.4])
+    data = _observations(seed=4)
+    black = components[0].black_level
+    raw = truth @ tp._predictions(components, data)
+    bright = data.rgb.max(axis=1) > 0.8
+    raw = np.where(bright, raw * 3.0, raw)  # the bright sites lie
+    lying = _with_raw(data, raw, black)
+    ignored = replace(lying, weight=np.where(bright, 0.0, 1.0).astype(np.float32))
+    np.testing.assert_allclose(tp.mixture_weights(components, [ignored], [1.0]), truth, atol=1e-3)
+    # Negative control: counted, the lying sites move the weights.
+    assert np.abs(tp.mixture_weights(components, [lying], [1.0]) - truth).max() > 0.05
+
+
+def _pairs(params: InverseParams, error_where_bright: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Pictures and the RAW `params` makes of them, off by `error_where_bright` DN under
+    near-white pixels and by 1 DN elsewhere."""
+    rng = np.random.default_rng(5)
+    span = params.white_level - params.black_level
+    out = []
+    for _ in range(2):
+        jpeg = rng.uniform(0.05, 0.8, (32, 48, 3)).astype(np.float32)
+        jpeg[:, :8] = 1.0
+        raw = np.rint(params.black_level + params.apply(jpeg) * span)
+        bright = bayer.pack(jpeg.max(axis=-1)) > 0.99
+        out.append((jpeg, raw + np.where(bright, error_where_bright, 1.0)))
+    return out
+
+
+def test_pair_psnr_weighted_to_real_content() -> None:
+    import real_content as rc
+
+    params = _components()[0]
+    pairs = _pairs(params, 40.0)
+    plain = tp.pair_psnr(params, pairs)
+    # Target shares equal to the pairs' own: every weight is 1, the same score.
+    own = rc.shares([j for j, _ in pairs])
+    assert tp.pair_psnr(params, pairs, own) == pytest.approx(plain, abs=1e-9)
+    # Real-like shares with almost no white: the error under white counts for little.
+    fewer_white = own.copy()
+    fewer_white[-1] = own[-1] / 100
+    fewer_white /= fewer_white.sum()
+    assert tp.pair_psnr(params, pairs, fewer_white) > plain + 10.0
+    # Negative control: an error that is the same everywhere does not depend on the weights.
+    flat = _pairs(params, 1.0)
+    assert tp.pair_psnr(params, flat, fewer_white) == pytest.approx(tp.pair_psnr(params, flat),
+                                                                    abs=1e-9)
