@@ -226,15 +226,13 @@ class _Job:
         from rgb2raw.stitch import split_frame
 
         assert unit.image is not None
-        box = None
+        known, box = True, None  # several files: one stitched frame
         if len(unit.files) == 1 and self.model.contract.shading is not None:
-            from rgb2raw.stitch import crop_box
+            from rgb2raw.stitch import shading_place
 
-            side = self.camera.rgb_crop
-            box = crop_box(unit.files[0].path.stem, unit.image.shape[:2],
-                           self.camera.crop_grid, (side, side))
+            known, box = shading_place(unit.files[0].path.stem, unit.image.shape[:2], self.camera)
         infer = predict if self.out.noise else predict_dn
-        values = infer(unit.image, self.model, self.run, box=box)
+        values = infer(unit.image, self.model, self.run, box=box, lens_shading=known)
         unit.image = None  # the decoded input is not needed any more
         if len(unit.files) == 1:
             return [values]

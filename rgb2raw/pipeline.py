@@ -103,7 +103,7 @@ def _whole_picture(model: LoadedModel, settings: RunSettings) -> bool:
 
 def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = None,
             *, on_tiles: Callable[[int], None] | None = None,
-            box: FrameBox | None = None) -> np.ndarray:
+            box: FrameBox | None = None, lens_shading: bool = True) -> np.ndarray:
     """The model's packed output for an (H, W, 3) image: float32 (H/2, W/2, 4), v units.
 
     `rgb` is float in [0, 1], or uint8/uint16 as decoded (`rgb2raw.rgb.read_rgb` with
@@ -112,6 +112,8 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
 
     A model with lens shading (`CardContract.shading`) gets it by frame position: `box` says
     where the image sits in its sensor frame; None means the image is the whole frame.
+    `lens_shading` False leaves the shading out, for an image whose place in its frame is not
+    known (`rgb2raw.stitch.shading_place`).
     """
     settings = settings or RunSettings()
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] % 2 or rgb.shape[1] % 2:
@@ -121,10 +123,11 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
         raise Rgb2RawError(None, f"model {contract.name} depends on the frame position; "
                                  "test-time augmentation is not available for it")
     scale = np.float32(contract.rgb_range)
+    shading = contract.shading if lens_shading else None
     if _whole_picture(model, settings):
         # A pixel-wise graph on the whole decoded picture, shading included: no tiles needed.
         assert isinstance(model.backend, PixelwiseBackend)
-        return model.backend.predict_image(rgb, shading=contract.shading, box=box)
+        return model.backend.predict_image(rgb, shading=shading, box=box)
     runner = _frame_runner(model) if contract.full_frame else None
 
     def prepare(tile: np.ndarray, out: np.ndarray) -> None:
@@ -154,7 +157,6 @@ def predict(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = 
         values = predict_tta(rgb, predict_one, settings.tta)
     else:
         values = predict_one(rgb)
-    shading = contract.shading
     if shading is not None:
         # After the model, on the whole output: tiles and TTA never see the frame position.
         values = shading.apply(values, box)
@@ -172,7 +174,7 @@ def quantise(values: np.ndarray, contract: CardContract, *, noisy: bool = False)
 
 
 def predict_dn(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = None, *,
-               box: FrameBox | None = None) -> np.ndarray:
+               box: FrameBox | None = None, lens_shading: bool = True) -> np.ndarray:
     """``quantise(predict(...))``: packed uint16 DN without noise. A pixel-wise backend
     quantises each strip as it makes it (the same `quantise`), so no whole-picture float
     output is made."""
@@ -180,9 +182,10 @@ def predict_dn(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None
     contract = model.contract
     if rgb.ndim == 3 and _whole_picture(model, settings):
         assert isinstance(model.backend, PixelwiseBackend)
-        return model.backend.predict_image(rgb, shading=contract.shading, box=box,
+        return model.backend.predict_image(rgb, shading=contract.shading if lens_shading else None,
+                                           box=box,
                                            quantise=lambda values: quantise(values, contract))
-    return quantise(predict(rgb, model, settings, box=box), contract)
+    return quantise(predict(rgb, model, settings, box=box, lens_shading=lens_shading), contract)
 
 
 def add_camera_noise(values: np.ndarray, contract: CardContract, camera: CameraProfile, *,
@@ -204,14 +207,15 @@ def add_camera_noise(values: np.ndarray, contract: CardContract, camera: CameraP
 def infer_image(rgb: np.ndarray, model: LoadedModel, settings: RunSettings | None = None, *,
                 camera: CameraProfile | None = None, noise: bool = False,
                 iso: float | None = None, rng: np.random.Generator | None = None,
-                box: FrameBox | None = None) -> np.ndarray:
+                box: FrameBox | None = None, lens_shading: bool = True) -> np.ndarray:
     """RAW for one (H, W, 3) [0, 1] RGB image: packed (H/2, W/2, 4) uint16 DN in model levels.
 
-    `box`: where the image sits in its sensor frame (None: it is the whole frame).
+    `box`: where the image sits in its sensor frame (None: it is the whole frame);
+    `lens_shading` False: its place is not known, so the model's lens shading is left out.
     """
     if not noise:
-        return predict_dn(rgb, model, settings, box=box)
-    values = predict(rgb, model, settings, box=box)
+        return predict_dn(rgb, model, settings, box=box, lens_shading=lens_shading)
+    values = predict(rgb, model, settings, box=box, lens_shading=lens_shading)
     if camera is None or rng is None:
         raise ValueError("noise needs a camera profile and a random generator")
     noisy = add_camera_noise(values, model.contract, camera, iso=iso, rng=rng)

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rgb2raw.shading import FrameBox
+
+if TYPE_CHECKING:
+    from rgb2raw.cameras import CameraProfile
 
 _CROP_STEM = re.compile(r"^(?P<scene>.+)_(?P<index>\d+)$")
 
@@ -87,4 +91,32 @@ def crop_box(stem: str, crop_hw: tuple[int, int], grid: tuple[int, int],
     return FrameBox(rows.start // 2, cols.start // 2, height // 2, width // 2)
 
 
-__all__ = ["crop_box", "crop_slices", "frame_shape", "parse_crop_stem", "split_frame", "stitch_crops"]
+#: How far (relative) a picture's long-to-short side ratio may be from its frame's and still
+#: count as a whole frame (a phone's own photo, or one resized).
+FRAME_ASPECT_TOLERANCE = 0.02
+
+
+def shading_place(stem: str, picture_hw: tuple[int, int], camera: CameraProfile
+                  ) -> tuple[bool, FrameBox | None]:
+    """Where a lone picture sits in its sensor frame, for lens shading: (known, box).
+
+    - a challenge crop (`crop_box`): known, at its box;
+    - a picture with the frame's shape, either way round: known, the whole frame (box None);
+    - anything else (a square crop, a cut-out of unknown origin): not known, and no shading
+      should be applied. Measured on square crops of the real P20 figure at random places
+      (a quarter to three quarters of the frame's height): without shading 31.9-33.4 dB,
+      with the shading of a whole frame 30.2-30.8 dB, with the frame's mean gain 31.1-33.3 dB
+      (the largest square, of the frame's full height, loses 1.0 dB: 30.2 against 31.1).
+    """
+    box = crop_box(stem, picture_hw, camera.crop_grid, (camera.rgb_crop, camera.rgb_crop))
+    if box is not None:
+        return True, box
+    height, width = picture_hw
+    frame_w, frame_h = camera.frame_size
+    ratio = max(height, width) / max(min(height, width), 1)
+    frame_ratio = max(frame_w, frame_h) / min(frame_w, frame_h)
+    return abs(ratio / frame_ratio - 1.0) <= FRAME_ASPECT_TOLERANCE, None
+
+
+__all__ = ["FRAME_ASPECT_TOLERANCE", "crop_box", "crop_slices", "frame_shape", "parse_crop_stem",
+           "shading_place", "split_frame", "stitch_crops"]

@@ -199,6 +199,37 @@ def test_shading_puts_each_crop_at_its_place_in_the_frame(tmp_path: Path, make_m
     assert not np.array_equal(np.load(tmp_path / "photo.npy"), np.load(tmp_path / "lone" / "3_0.npy"))
 
 
+def test_shading_only_where_the_frame_position_is_known(tmp_path: Path, make_model: Callable[..., LoadedModel]) -> None:
+    """A picture with the frame's shape is a whole frame and gets its shading; a square picture
+    named like no crop has no known place in a frame and gets none (the model's own output)."""
+    rng = np.random.default_rng(11)
+    model = make_model(size_multiple=2, black_level=0, white_level=1000, shading=SHADING)
+    shapes = {"square": (2 * CROP, 2 * CROP), "landscape": (3 * CROP, 4 * CROP),
+              "portrait": (4 * CROP, 3 * CROP)}
+    for name, (h, w) in shapes.items():
+        picture = np.round(rng.random((h, w, 3)) * 255).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / f"{name}.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+        infer_paths([tmp_path / f"{name}.png"], tmp_path / f"{name}.npy", model, TINY_CAMERA)
+        plain = np.clip(np.rint(bayer.mosaic_rgb((picture / 255).astype(np.float32)) * 1000), 0, 1000)
+        out = np.load(tmp_path / f"{name}.npy").astype(np.float64)
+        if name == "square":
+            np.testing.assert_array_equal(out, plain)
+        else:  # whole frames: the corners darkened (negative control for the square)
+            assert out[0, 0].sum() < 0.8 * plain[0, 0].sum()
+            assert out[out.shape[0] // 2, out.shape[1] // 2].sum() >= 0.95 * plain[
+                out.shape[0] // 2, out.shape[1] // 2].sum()
+
+
+def test_shading_place() -> None:
+    box = stitch.crop_box("7_9", (CROP, CROP), GRID, (CROP, CROP))
+    assert stitch.shading_place("7_9", (CROP, CROP), TINY_CAMERA) == (True, box)
+    assert stitch.shading_place("photo", (3024, 4032), TINY_CAMERA) == (True, None)
+    assert stitch.shading_place("photo", (1000, 750), TINY_CAMERA) == (True, None)
+    assert stitch.shading_place("photo", (CROP, CROP), TINY_CAMERA) == (False, None)
+    assert stitch.shading_place("7_9", (2 * CROP, 2 * CROP), TINY_CAMERA) == (False, None)
+    assert stitch.shading_place("pano", (1000, 3000), TINY_CAMERA) == (False, None)
+
+
 def test_crop_box_places_only_crop_sized_crop_names() -> None:
     box = stitch.crop_box("7_9", (CROP, CROP), GRID, (CROP, CROP))
     assert box is not None and (box.top, box.left) == (CROP // 2, CROP // 2)
