@@ -23,8 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from rgb2raw.rgb import read_rgb
 
 #: Upper edges are exclusive; the last band holds the clipped JPEG white (255).
 EDGES = np.array([0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99,
@@ -75,9 +76,4 @@ def real_shares(shared: Path) -> np.ndarray:
     if not files:
         raise SystemExit(f"{folder}: no real phone JPEGs (set RGB2RAW_SHARED)")
 
-    def pictures() -> Iterable[np.ndarray]:
-        for path in files:
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-
-    return shares(pictures())
+    return shares(read_rgb(path, even=False) for path in files)

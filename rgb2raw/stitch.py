@@ -104,10 +104,10 @@ def shading_place(stem: str, picture_hw: tuple[int, int], camera: CameraProfile
     - a picture with the frame's shape, either way round: known, the whole frame (box None);
     - anything else (a square crop, a cut-out of unknown origin): not known, and no shading
       should be applied. Measured (`benchmarks/shading_place.py`) on square crops of the real
-      P20 figure at random places
-      (a quarter to three quarters of the frame's height): without shading 31.9-33.4 dB,
-      with the shading of a whole frame 30.2-30.8 dB, with the frame's mean gain 31.1-33.3 dB
-      (the largest square, of the frame's full height, loses 1.0 dB: 30.2 against 31.1).
+      P20 figure at random places, a quarter to three quarters of the frame's height: without
+      shading 31.9-33.4 dB, with the shading of a whole frame 30.2-30.8 dB, with the frame's
+      mean gain 31.1-33.3 dB (the largest square, of the frame's full height, loses 1.0 dB
+      without shading: 30.2 against 31.1).
     """
     box = crop_box(stem, picture_hw, camera.crop_grid, (camera.rgb_crop, camera.rgb_crop))
     if box is not None:
